@@ -1,0 +1,118 @@
+//! Command-line interface: argument parsing and dispatch to subcommands.
+//!
+//! Every subcommand loads the same configuration ([`Config::load`]), so an
+//! operator points the CLI at the running server's store by giving it the
+//! same file and environment.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogFormat};
+
+mod migrate;
+mod output;
+mod serve;
+
+pub use output::Output;
+
+/// Tessera: an OAuth 2.0 / OpenID Connect authorization server whose access
+/// tokens are encrypted to the resource server they are meant for.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version)]
+pub struct Cli {
+    /// TOML configuration file; `TESSERA_*` environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print exactly one JSON document on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log line format on standard error (overrides `log_format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// A failed command: configuration errors exit with 2, everything else with 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_) => ExitCode::from(2),
+            CliError::Failed(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            error.exit_code()
+        }
+    }
+}
+
+/// Joins an error and its causes on one line, skipping a cause whose text
+/// its parent already contains (sqlx repeats its source in its message).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Loads configuration, sets up logging and runs `cli.command`.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let (config, ignored_env) = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(cli.log_format.unwrap_or(config.log_format));
+    for name in ignored_env {
+        tracing::warn!(variable = %name, "ignoring environment variable that matches no configuration key");
+    }
+    let output = Output::new(cli.json);
+    match cli.command {
+        Command::Serve(args) => serve::run(config, args).await?,
+        Command::Migrate => migrate::run(&config, &output).await?,
+    }
+    Ok(())
+}

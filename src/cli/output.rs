@@ -1,0 +1,33 @@
+//! Command output: one JSON document with `--json`, else human text.
+
+use serde::Serialize;
+
+/// Where a command prints its result.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints `value` as JSON, or `human` when `--json` was not given.
+    pub fn print<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", human());
+        }
+        Ok(())
+    }
+}

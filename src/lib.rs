@@ -1,0 +1,10 @@
+//! Tessera: an OAuth 2.0 / OpenID Connect authorization server whose access
+//! tokens are encrypted to the resource server they are meant for.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,5 @@
+//! The `tessera` binary; the application lives in the library.
+
+fn main() -> std::process::ExitCode {
+    tessera::cli::main()
+}

@@ -1,0 +1,176 @@
+//! Persistence: the [`Store`] trait and its PostgreSQL and SQLite backends.
+//!
+//! Each backend keeps its own SQL in its own module; shared code only sees
+//! the trait and the row types. Timestamps cross the trait as
+//! `DateTime<Utc>` and are passed in by the caller, never read from the clock
+//! here, so tests control time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// How long a request waits for a pooled connection before the store counts
+/// as unreachable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Errors from the store. Variants that the caller acts on are typed; the
+/// rest carry the driver error for logging, never for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url} is unreachable")]
+    Unreachable { url: String, source: sqlx::Error },
+    #[error(
+        "the database schema is at migration {found}, newer than this binary knows \
+         (latest {known}); run a newer tessera release against this database"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the database is not migrated (missing migration {missing}); run `tessera migrate`")]
+    SchemaBehind { missing: i64 },
+    #[error(transparent)]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which backend a store uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// The persistence interface every part of Tessera uses.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations. Safe to run from several processes at once.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Fails unless every embedded migration is applied and none is unknown.
+    async fn check_schema(&self) -> Result<(), StoreError>;
+
+    /// Runs a trivial query, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the pool, waiting for checked-out connections to return.
+    async fn close(&self);
+
+    /// Returns the change counter of `topic` (0 when never bumped). Caches
+    /// poll it to notice changes made by the CLI or another instance.
+    async fn generation(&self, topic: &str) -> Result<i64, StoreError>;
+
+    /// Increments the change counter of `topic` and returns the new value.
+    async fn bump_generation(&self, topic: &str) -> Result<i64, StoreError>;
+
+    /// Takes the lease `name` for `holder` until `until`, if it is free or
+    /// expired at `now` or already held by `holder`. Exactly one of several
+    /// concurrent callers gets `true`.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease up early, if `holder` still holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url` (`postgres://` or `sqlite://`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+
+/// Removes the password from a database URL so it can be printed.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password fails only for URLs that cannot carry one.
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Compares the migrations applied in the database with the embedded ones.
+fn compare_schema(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
+    let known: Vec<i64> = migrator
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| migration.version)
+        .collect();
+    let latest_known = known.iter().copied().max().unwrap_or(0);
+    if let Some(found) = applied
+        .iter()
+        .copied()
+        .find(|version| !known.contains(version))
+    {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: latest_known,
+        });
+    }
+    if let Some(missing) = known
+        .iter()
+        .copied()
+        .find(|version| !applied.contains(version))
+    {
+        return Err(StoreError::SchemaBehind { missing });
+    }
+    Ok(())
+}
+
+/// Maps sqlx's "database has a migration this binary lacks" to a clear error.
+fn migrate_error(
+    migrator: &sqlx::migrate::Migrator,
+    err: sqlx::migrate::MigrateError,
+) -> StoreError {
+    match err {
+        sqlx::migrate::MigrateError::VersionMissing(found) => StoreError::SchemaTooNew {
+            found,
+            known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        },
+        other => StoreError::Migration(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_password() {
+        let redacted = redact_url("postgres://tessera:s3cret@db.internal/tessera");
+        assert!(!redacted.contains("s3cret"), "{redacted}");
+        assert!(redacted.contains("db.internal"), "{redacted}");
+    }
+
+    #[test]
+    fn redact_url_keeps_sqlite_path() {
+        assert_eq!(redact_url("sqlite://./data/t.db"), "sqlite://./data/t.db");
+    }
+}

@@ -1,0 +1,144 @@
+//! PostgreSQL backend.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
+
+use super::{
+    compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per instance; PostgreSQL's default `max_connections` (100)
+/// leaves room for several instances and the CLI.
+const MAX_CONNECTIONS: u32 = 16;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects and checks that the server answers.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let unreachable = |source| StoreError::Unreachable {
+            url: redact_url(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(unreachable)?;
+        // One direct connection first: a pool would report only a timeout,
+        // where this reports the cause (refused, unknown database, auth).
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
+            .map_err(unreachable)?;
+        probe.close().await.map_err(unreachable)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx holds a PostgreSQL advisory lock while migrating, so instances
+        // starting together apply each migration once.
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| migrate_error(&MIGRATOR, err))
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied: Vec<i64> = match table {
+            Some(_) => {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        compare_schema(&MIGRATOR, &applied)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn generation(&self, topic: &str) -> Result<i64, StoreError> {
+        let value: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM generations WHERE topic = $1")
+                .bind(topic)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(value.unwrap_or(0))
+    }
+
+    async fn bump_generation(&self, topic: &str) -> Result<i64, StoreError> {
+        let value = sqlx::query_scalar(
+            "INSERT INTO generations (topic, value) VALUES ($1, 1)
+             ON CONFLICT (topic) DO UPDATE SET value = generations.value + 1
+             RETURNING value",
+        )
+        .bind(topic)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(value)
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // The conflicting row is locked by ON CONFLICT, so of two racing
+        // callers the second sees the first one's lease and updates nothing.
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+             WHERE leases.until < $3 OR leases.holder = $2
+             RETURNING name",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now)
+        .bind(until)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.is_some())
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

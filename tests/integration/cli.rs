@@ -1,0 +1,225 @@
+//! The `tessera` binary: exit codes and messages for bad input, and a real
+//! `migrate` then `serve` against PostgreSQL and the SQLite default.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::harness::postgres;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A `tessera` command in `folder`, with no `TESSERA_*` variables inherited.
+fn tessera(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(folder).args(args);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+fn run(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    tessera(folder, args, env).output().unwrap()
+}
+
+/// Asserts a failure with `code` whose stderr ends in exactly one `error:`
+/// line containing `needle` (info logs may come before it).
+fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
+    assert_eq!(stderr.lines().last(), Some(errors[0]), "{stderr}");
+    assert!(
+        errors[0].contains(needle),
+        "expected {needle:?} in: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = run(folder.path(), &["--config", "absent.toml", "migrate"], &[]);
+    assert_fails(&output, 2, "cannot read config file absent.toml");
+}
+
+#[test]
+fn unknown_config_key_exits_2() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("t.toml"),
+        "[tokens]\nacess_token_ttl = \"5m\"\n",
+    )
+    .unwrap();
+    let output = run(folder.path(), &["migrate", "--config", "t.toml"], &[]);
+    assert_fails(&output, 2, "acess_token_ttl");
+}
+
+#[test]
+fn malformed_duration_exits_2() {
+    let folder = tempfile::tempdir().unwrap();
+    let env = [("TESSERA_TOKENS__ACCESS_TOKEN_TTL", "ten minutes")];
+    let output = run(folder.path(), &["migrate"], &env);
+    assert_fails(&output, 2, "`tokens.access_token_ttl`");
+}
+
+#[test]
+fn plain_http_issuer_exits_2() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = run(
+        folder.path(),
+        &["serve"],
+        &[("TESSERA_ISSUER", "http://id.example.com")],
+    );
+    assert_fails(&output, 2, "`issuer` = \"http://id.example.com\"");
+}
+
+#[test]
+fn unreachable_database_exits_1() {
+    let folder = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://tessera:pw@127.0.0.1:{port}/tessera");
+    let output = run(
+        folder.path(),
+        &["migrate"],
+        &[("TESSERA_DATABASE_URL", &url)],
+    );
+    assert_fails(&output, 1, "is unreachable");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(":pw@"));
+}
+
+#[tokio::test]
+async fn newer_schema_exits_1() {
+    let url = postgres::fresh_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    assert!(run(folder.path(), &["migrate"], &env).status.success());
+    {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999, 'future', TRUE, '', 0)",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    let output = run(folder.path(), &["migrate"], &env);
+    assert_fails(&output, 1, "newer than this binary");
+    let output = run(folder.path(), &["serve", "--listen", "127.0.0.1:0"], &env);
+    assert_fails(&output, 1, "newer than this binary");
+}
+
+#[tokio::test]
+async fn no_migrate_requires_current_schema() {
+    let url = postgres::fresh_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    let output = run(
+        folder.path(),
+        &["serve", "--no-migrate", "--listen", "127.0.0.1:0"],
+        &env,
+    );
+    assert_fails(&output, 1, "run `tessera migrate`");
+}
+
+#[tokio::test]
+async fn migrate_then_serve_on_postgres() {
+    let url = postgres::fresh_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+
+    let migrated = run(folder.path(), &["--json", "migrate"], &env);
+    assert!(migrated.status.success(), "{migrated:?}");
+    let document: serde_json::Value = serde_json::from_slice(&migrated.stdout).unwrap();
+    assert_eq!(document["backend"], "postgres");
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = spawn(
+        folder.path(),
+        &["serve", "--no-migrate", "--listen", &listen],
+        &env,
+    );
+    let ready = wait_for(&format!("http://{listen}/readyz")).await;
+    assert_eq!(ready, Some(200));
+    let output = stop(server);
+    assert!(output.status.success(), "{output:?}");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("tessera listening"), "{logs}");
+    assert!(logs.contains("tessera stopped"), "{logs}");
+}
+
+/// The quick start: `tessera serve` with nothing configured uses SQLite in
+/// `./tessera-data` and needs no database server.
+#[tokio::test]
+async fn serve_defaults_to_sqlite_in_data_dir() {
+    let folder = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("TESSERA_LISTEN", listen.as_str()),
+        ("TESSERA_UNKNOWN_THING", "1"),
+    ];
+    let server = spawn(folder.path(), &["serve", "--log-format", "json"], &env);
+    let health = wait_for(&format!("http://{listen}/healthz")).await;
+    assert_eq!(health, Some(200));
+    assert!(folder.path().join("tessera-data/tessera.db").exists());
+
+    let output = stop(server);
+    assert!(output.status.success(), "{output:?}");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    for line in logs.lines() {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON log line: {line}");
+    }
+    assert!(logs.contains("TESSERA_UNKNOWN_THING"), "{logs}");
+}
+
+fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    tessera(folder, args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM and collects the output.
+fn stop(child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
+/// Polls `url` for up to 20 seconds; returns the first status received.
+async fn wait_for(url: &str) -> Option<u16> {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(response) = client.get(url).send().await {
+            return Some(response.status().as_u16());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,115 @@
+//! Test harness: stores on both backends and a real server on port 0.
+
+pub mod postgres;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tessera::config::Config;
+use tessera::server::{AppState, Server};
+use tessera::store::{self, Store};
+use tokio::sync::oneshot;
+
+/// The two store backends every conformance test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated store of `backend` with a fresh database, and its URL. The
+/// SQLite file lives as long as the returned folder.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    pub _folder: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        let (url, folder) = match backend {
+            Backend::Sqlite => {
+                let folder = tempfile::tempdir().expect("temporary folder");
+                let url = format!("sqlite://{}", folder.path().join("tessera.db").display());
+                (url, Some(folder))
+            }
+            Backend::Postgres => (postgres::fresh_database().await, None),
+        };
+        let store = store::open(&url).await.expect("store opens");
+        store.migrate().await.expect("migrations apply");
+        Self {
+            store,
+            url,
+            _folder: folder,
+        }
+    }
+}
+
+/// Logs go to the test output only when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tessera::telemetry::init(tessera::config::LogFormat::Text);
+    }
+}
+
+/// A Tessera server running in this process on a free loopback port.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    /// The store behind the server; it also keeps a SQLite folder alive.
+    #[allow(dead_code)]
+    pub store: TestStore,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(TestStore::new(backend).await).await
+    }
+
+    pub async fn spawn_with(store: TestStore) -> Self {
+        init_logs();
+        let config = Config {
+            database_url: Some(store.url.clone()),
+            ..Config::default()
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            store: store.store.clone(),
+        };
+        let server = Server::bind(state, "127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("server binds");
+        let address = server.local_addr().expect("local address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server.run(async {
+            stopped.await.ok();
+        }));
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+    }
+}

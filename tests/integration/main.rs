@@ -1,0 +1,10 @@
+//! Integration tests: one binary, real servers on port 0, real PostgreSQL
+//! and SQLite, a fresh database per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod compose;
+mod harness;
+mod server;
+mod store_conformance;

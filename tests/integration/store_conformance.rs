@@ -1,0 +1,227 @@
+//! Store conformance: every case runs against SQLite and PostgreSQL.
+//!
+//! A case is an async function taking a fresh, migrated [`TestStore`]; the
+//! `conformance!` macro generates one test per backend for it.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use tessera::store::{self, StoreError};
+
+use crate::harness::TestStore;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let store = crate::harness::TestStore::new(crate::harness::Backend::Sqlite).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let store = crate::harness::TestStore::new(crate::harness::Backend::Postgres).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ping_succeeds,
+    migrate_is_idempotent,
+    schema_check_passes_after_migrate,
+    schema_newer_than_binary_is_rejected,
+    generation_starts_at_zero,
+    generation_counts_bumps_per_topic,
+    concurrent_bumps_are_all_counted,
+    lease_goes_to_one_holder,
+    lease_is_taken_over_after_expiry,
+    lease_is_renewed_by_its_holder,
+    released_lease_is_free,
+    concurrent_lease_race_has_one_winner,
+);
+
+fn at(seconds: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+}
+
+async fn ping_succeeds(test: TestStore) {
+    test.store.ping().await.unwrap();
+}
+
+async fn migrate_is_idempotent(test: TestStore) {
+    test.store.migrate().await.unwrap();
+    test.store.migrate().await.unwrap();
+}
+
+async fn schema_check_passes_after_migrate(test: TestStore) {
+    test.store.check_schema().await.unwrap();
+}
+
+async fn schema_newer_than_binary_is_rejected(test: TestStore) {
+    let insert = "INSERT INTO _sqlx_migrations \
+        (version, description, success, checksum, execution_time) \
+        VALUES (99999, 'from the future', TRUE, '', 0)";
+    run_sql(&test.url, insert).await;
+
+    let reopened = store::open(&test.url).await.unwrap();
+    let check = reopened.check_schema().await.unwrap_err();
+    assert!(
+        matches!(check, StoreError::SchemaTooNew { found: 99999, .. }),
+        "{check:?}"
+    );
+    let migrate = reopened.migrate().await.unwrap_err();
+    assert!(
+        matches!(migrate, StoreError::SchemaTooNew { found: 99999, .. }),
+        "{migrate:?}"
+    );
+    assert!(migrate.to_string().contains("newer than this binary"));
+}
+
+async fn generation_starts_at_zero(test: TestStore) {
+    assert_eq!(test.store.generation("clients").await.unwrap(), 0);
+}
+
+async fn generation_counts_bumps_per_topic(test: TestStore) {
+    assert_eq!(test.store.bump_generation("clients").await.unwrap(), 1);
+    assert_eq!(test.store.bump_generation("clients").await.unwrap(), 2);
+    assert_eq!(test.store.bump_generation("keys").await.unwrap(), 1);
+    assert_eq!(test.store.generation("clients").await.unwrap(), 2);
+    assert_eq!(test.store.generation("keys").await.unwrap(), 1);
+}
+
+async fn concurrent_bumps_are_all_counted(test: TestStore) {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&test.store);
+            tokio::spawn(async move { store.bump_generation("race").await.unwrap() })
+        })
+        .collect();
+    let mut values = Vec::new();
+    for task in tasks {
+        values.push(task.await.unwrap());
+    }
+    values.sort();
+    assert_eq!(values, (1..=20).collect::<Vec<i64>>());
+}
+
+async fn lease_goes_to_one_holder(test: TestStore) {
+    let store = &test.store;
+    assert!(store
+        .try_acquire_lease("rotate", "a", at(0), at(30))
+        .await
+        .unwrap());
+    assert!(!store
+        .try_acquire_lease("rotate", "b", at(10), at(40))
+        .await
+        .unwrap());
+    assert!(store
+        .try_acquire_lease("other", "b", at(10), at(40))
+        .await
+        .unwrap());
+}
+
+async fn lease_is_taken_over_after_expiry(test: TestStore) {
+    let store = &test.store;
+    assert!(store
+        .try_acquire_lease("rotate", "a", at(0), at(30))
+        .await
+        .unwrap());
+    assert!(!store
+        .try_acquire_lease("rotate", "b", at(30), at(60))
+        .await
+        .unwrap());
+    assert!(store
+        .try_acquire_lease("rotate", "b", at(31), at(61))
+        .await
+        .unwrap());
+    assert!(!store
+        .try_acquire_lease("rotate", "a", at(32), at(62))
+        .await
+        .unwrap());
+}
+
+async fn lease_is_renewed_by_its_holder(test: TestStore) {
+    let store = &test.store;
+    assert!(store
+        .try_acquire_lease("rotate", "a", at(0), at(30))
+        .await
+        .unwrap());
+    assert!(store
+        .try_acquire_lease("rotate", "a", at(20), at(50))
+        .await
+        .unwrap());
+    // The renewal moved the expiry, so b still waits at 40.
+    assert!(!store
+        .try_acquire_lease("rotate", "b", at(40), at(70))
+        .await
+        .unwrap());
+}
+
+async fn released_lease_is_free(test: TestStore) {
+    let store = &test.store;
+    assert!(store
+        .try_acquire_lease("rotate", "a", at(0), at(30))
+        .await
+        .unwrap());
+    store.release_lease("rotate", "b").await.unwrap();
+    assert!(!store
+        .try_acquire_lease("rotate", "b", at(1), at(31))
+        .await
+        .unwrap());
+    store.release_lease("rotate", "a").await.unwrap();
+    assert!(store
+        .try_acquire_lease("rotate", "b", at(2), at(32))
+        .await
+        .unwrap());
+}
+
+async fn concurrent_lease_race_has_one_winner(test: TestStore) {
+    // Separate pools, as separate instances would have.
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(store::open(&test.url).await.unwrap());
+    }
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .flat_map(|(instance, store)| {
+            (0..5).map(move |attempt| {
+                let store = Arc::clone(&store);
+                let holder = format!("instance-{instance}-{attempt}");
+                tokio::spawn(async move {
+                    store
+                        .try_acquire_lease("rotate", &holder, at(0), at(0) + Duration::seconds(30))
+                        .await
+                        .unwrap()
+                })
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+/// Runs raw SQL on the database behind `url`, bypassing the store.
+async fn run_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut connection).await.unwrap();
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut connection).await.unwrap();
+    }
+}
