@@ -392,7 +392,7 @@ impl KeySchedule {
                 ),
             ));
         }
-        if !(2048..=8192).contains(&self.rsa_bits) || self.rsa_bits % 1024 != 0 {
+        if !(2048..=8192).contains(&self.rsa_bits) || !self.rsa_bits.is_multiple_of(1024) {
             return Err(ConfigError::value(
                 "keys.rsa_bits",
                 self.rsa_bits,

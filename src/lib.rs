@@ -2,7 +2,9 @@
 //! tokens are encrypted to the resource server they are meant for.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod secret;
 pub mod server;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::DataKeys;
 use crate::store::Store;
 
 /// State shared by every request handler.
@@ -15,6 +17,9 @@ use crate::store::Store;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Digests bearer secrets and seals private keys.
+    pub data_keys: DataKeys,
 }
 
 /// A server bound to its listener and ready to run.

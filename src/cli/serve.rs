@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
 use crate::server::{self, AppState, Server};
-use crate::store::{self, Backend};
+use crate::store::{self, Backend, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -39,10 +41,15 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("migrations applied");
     }
 
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
+
     let listen = config.listen;
     let state = AppState {
         config: Arc::new(config),
         store,
+        clock,
+        data_keys,
     };
     let server = Server::bind(state.clone(), listen)
         .await
@@ -53,4 +60,23 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     server.run(server::shutdown_signal()).await?;
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// Loads the master key and unwraps the data keys. Only the SQLite default
+/// may create a master key, because PostgreSQL instances must share one.
+async fn open_data_keys(
+    config: &Config,
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<DataKeys> {
+    let create_if_missing = config.database_url.is_none();
+    let master_key = MasterKey::load(config, create_if_missing)?;
+    if let MasterKeySource::Created(path) = master_key.source() {
+        tracing::warn!(
+            path = %path.display(),
+            "created a development master key; in production set TESSERA_MASTER_KEY or \
+             master_key_file and keep the key out of the data directory"
+        );
+    }
+    Ok(DataKeys::load_or_create(store, &master_key, now).await?)
 }

@@ -9,10 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
+mod coordination;
+mod data_keys;
 mod postgres;
 mod sqlite;
+
+pub use coordination::CoordinationStore;
+pub use data_keys::{DataKeyStore, WrappedDataKey};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -34,6 +38,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("the database is not migrated (missing migration {missing}); run `tessera migrate`")]
     SchemaBehind { missing: i64 },
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -56,9 +62,11 @@ impl Backend {
     }
 }
 
-/// The persistence interface every part of Tessera uses.
+/// The persistence interface every part of Tessera uses. Each concept has
+/// its own trait in its own module, implemented by each backend in a file
+/// of the same name; `Store` gathers them.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CoordinationStore + DataKeyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.
@@ -72,27 +80,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the pool, waiting for checked-out connections to return.
     async fn close(&self);
-
-    /// Returns the change counter of `topic` (0 when never bumped). Caches
-    /// poll it to notice changes made by the CLI or another instance.
-    async fn generation(&self, topic: &str) -> Result<i64, StoreError>;
-
-    /// Increments the change counter of `topic` and returns the new value.
-    async fn bump_generation(&self, topic: &str) -> Result<i64, StoreError>;
-
-    /// Takes the lease `name` for `holder` until `until`, if it is free or
-    /// expired at `now` or already held by `holder`. Exactly one of several
-    /// concurrent callers gets `true`.
-    async fn try_acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// Gives the lease up early, if `holder` still holds it.
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by `url` (`postgres://` or `sqlite://`).

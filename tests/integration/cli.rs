@@ -138,7 +138,11 @@ async fn no_migrate_requires_current_schema() {
 async fn migrate_then_serve_on_postgres() {
     let url = postgres::fresh_database().await;
     let folder = tempfile::tempdir().unwrap();
-    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    let master_key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let env = [
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        ("TESSERA_MASTER_KEY", master_key),
+    ];
 
     let migrated = run(folder.path(), &["--json", "migrate"], &env);
     assert!(migrated.status.success(), "{migrated:?}");
@@ -175,6 +179,7 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
     let health = wait_for(&format!("http://{listen}/healthz")).await;
     assert_eq!(health, Some(200));
     assert!(folder.path().join("tessera-data/tessera.db").exists());
+    assert!(folder.path().join("tessera-data/master.key").exists());
 
     let output = stop(server);
     assert!(output.status.success(), "{output:?}");
@@ -184,6 +189,7 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
         assert!(parsed.is_ok(), "not a JSON log line: {line}");
     }
     assert!(logs.contains("TESSERA_UNKNOWN_THING"), "{logs}");
+    assert!(logs.contains("created a development master key"), "{logs}");
 }
 
 fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
@@ -222,4 +228,34 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[tokio::test]
+async fn postgres_without_master_key_exits_1() {
+    let url = postgres::fresh_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    let output = run(folder.path(), &["serve", "--listen", "127.0.0.1:0"], &env);
+    assert_fails(&output, 1, "no master key");
+    assert!(!folder.path().join("tessera-data/master.key").exists());
+}
+
+#[tokio::test]
+async fn wrong_master_key_stops_serve() {
+    let folder = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = [("TESSERA_LISTEN", listen.as_str())];
+    let server = spawn(folder.path(), &["serve"], &env);
+    assert_eq!(
+        wait_for(&format!("http://{listen}/healthz")).await,
+        Some(200)
+    );
+    assert!(stop(server).status.success());
+    let key_file = folder.path().join("tessera-data/master.key");
+    let original = std::fs::read_to_string(&key_file).unwrap();
+
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let output = run(folder.path(), &["serve"], &[("TESSERA_MASTER_KEY", other)]);
+    assert_fails(&output, 1, "not the key this database was set up with");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), original);
 }

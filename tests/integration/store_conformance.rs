@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use tessera::store::{self, StoreError};
+use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
+use tessera::store::{self, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
 
@@ -46,6 +47,11 @@ conformance!(
     lease_is_renewed_by_its_holder,
     released_lease_is_free,
     concurrent_lease_race_has_one_winner,
+    data_key_insert_keeps_first,
+    data_key_rewrap_replaces_rows,
+    data_key_rewrap_of_unknown_purpose_fails,
+    data_keys_are_shared_and_survive_rotation,
+    wrong_master_key_is_rejected,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -212,6 +218,100 @@ async fn concurrent_lease_race_has_one_winner(test: TestStore) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+fn wrapped(purpose: &str, byte: u8) -> WrappedDataKey {
+    WrappedDataKey {
+        purpose: purpose.to_owned(),
+        wrapped: vec![byte; 60],
+        created_at: at(0),
+    }
+}
+
+async fn data_key_insert_keeps_first(test: TestStore) {
+    assert!(test
+        .store
+        .insert_data_key(&wrapped("digest", 1))
+        .await
+        .unwrap());
+    assert!(!test
+        .store
+        .insert_data_key(&wrapped("digest", 2))
+        .await
+        .unwrap());
+    let stored = test.store.data_keys().await.unwrap();
+    assert_eq!(stored, vec![wrapped("digest", 1)]);
+}
+
+async fn data_key_rewrap_replaces_rows(test: TestStore) {
+    test.store
+        .insert_data_key(&wrapped("digest", 1))
+        .await
+        .unwrap();
+    test.store
+        .insert_data_key(&wrapped("sealing", 1))
+        .await
+        .unwrap();
+    let new = [wrapped("digest", 3), wrapped("sealing", 4)];
+    test.store.rewrap_data_keys(&new).await.unwrap();
+    assert_eq!(test.store.data_keys().await.unwrap(), new.to_vec());
+}
+
+async fn data_key_rewrap_of_unknown_purpose_fails(test: TestStore) {
+    test.store
+        .insert_data_key(&wrapped("digest", 1))
+        .await
+        .unwrap();
+    let new = [wrapped("digest", 3), wrapped("missing", 4)];
+    let err = test.store.rewrap_data_keys(&new).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    // The transaction rolled back, so the first row is unchanged too.
+    assert_eq!(
+        test.store.data_keys().await.unwrap(),
+        vec![wrapped("digest", 1)]
+    );
+}
+
+async fn data_keys_are_shared_and_survive_rotation(test: TestStore) {
+    let master = MasterKey::generate();
+    let first = DataKeys::load_or_create(test.store.as_ref(), &master, at(0))
+        .await
+        .unwrap();
+    let second = DataKeys::load_or_create(test.store.as_ref(), &master, at(1))
+        .await
+        .unwrap();
+    let digest = first.digester.digest("client-secret");
+    assert!(second.digester.verify("client-secret", &digest));
+    let sealed = first.sealer.seal(b"private key", b"kid");
+
+    let rotated = MasterKey::generate();
+    let count = DataKeys::rewrap(test.store.as_ref(), &master, &rotated)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+    let after = DataKeys::load_or_create(test.store.as_ref(), &rotated, at(2))
+        .await
+        .unwrap();
+    assert!(after.digester.verify("client-secret", &digest));
+    assert_eq!(
+        after.sealer.open(&sealed, b"kid").unwrap().as_slice(),
+        b"private key"
+    );
+    let old = DataKeys::load_or_create(test.store.as_ref(), &master, at(3)).await;
+    assert!(matches!(old, Err(DataKeyError::WrongMasterKey)));
+}
+
+async fn wrong_master_key_is_rejected(test: TestStore) {
+    DataKeys::load_or_create(test.store.as_ref(), &MasterKey::generate(), at(0))
+        .await
+        .unwrap();
+    let before = test.store.data_keys().await.unwrap();
+    let other = DataKeys::load_or_create(test.store.as_ref(), &MasterKey::generate(), at(1)).await;
+    let err = other.unwrap_err();
+    assert!(matches!(err, DataKeyError::WrongMasterKey), "{err:?}");
+    assert!(err.to_string().contains("original master key"));
+    // Nothing was generated over the existing keys.
+    assert_eq!(test.store.data_keys().await.unwrap(), before);
 }
 
 /// Runs raw SQL on the database behind `url`, bypassing the store.

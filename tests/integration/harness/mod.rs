@@ -5,7 +5,9 @@ pub mod postgres;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
+use tessera::crypto::{DataKeys, MasterKey};
 use tessera::server::{AppState, Server};
 use tessera::store::{self, Store};
 use tokio::sync::oneshot;
@@ -73,9 +75,16 @@ impl TestApp {
             database_url: Some(store.url.clone()),
             ..Config::default()
         };
+        let clock = Arc::new(SystemClock);
+        let master_key = MasterKey::generate();
+        let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
+            .await
+            .expect("data keys load");
         let state = AppState {
             config: Arc::new(config),
             store: store.store.clone(),
+            clock,
+            data_keys,
         };
         let server = Server::bind(state, "127.0.0.1:0".parse().expect("address"))
             .await

@@ -17,6 +17,9 @@ use super::{
     compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
 };
 
+mod coordination;
+mod data_keys;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another process's write lock.
@@ -57,6 +60,16 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// Starts a write transaction that takes SQLite's write lock at once
+    /// (`BEGIN IMMEDIATE`). A deferred transaction that reads and then
+    /// writes can fail with "database is locked" when another connection
+    /// wrote in between; an immediate one waits for the busy timeout instead.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 fn create_folder(folder: &Path) -> std::io::Result<()> {
@@ -69,6 +82,11 @@ fn create_folder(folder: &Path) -> std::io::Result<()> {
 /// Converts a timestamp to the stored Unix milliseconds.
 pub(crate) fn to_millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
+}
+
+/// Converts stored Unix milliseconds back to a timestamp.
+pub(crate) fn from_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[async_trait]
@@ -108,58 +126,5 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
-    }
-
-    async fn generation(&self, topic: &str) -> Result<i64, StoreError> {
-        let value: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM generations WHERE topic = ?1")
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(value.unwrap_or(0))
-    }
-
-    async fn bump_generation(&self, topic: &str) -> Result<i64, StoreError> {
-        let value = sqlx::query_scalar(
-            "INSERT INTO generations (topic, value) VALUES (?1, 1)
-             ON CONFLICT (topic) DO UPDATE SET value = generations.value + 1
-             RETURNING value",
-        )
-        .bind(topic)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(value)
-    }
-
-    async fn try_acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // One statement, so SQLite's single writer makes it atomic.
-        let taken: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-             WHERE leases.until < ?3 OR leases.holder = ?2
-             RETURNING name",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(to_millis(now))
-        .bind(to_millis(until))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(taken.is_some())
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = ?1 AND holder = ?2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }

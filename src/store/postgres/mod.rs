@@ -1,7 +1,6 @@
 //! PostgreSQL backend.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -10,6 +9,9 @@ use sqlx::Connection;
 use super::{
     compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
 };
+
+mod coordination;
+mod data_keys;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -86,59 +88,5 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
-    }
-
-    async fn generation(&self, topic: &str) -> Result<i64, StoreError> {
-        let value: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM generations WHERE topic = $1")
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(value.unwrap_or(0))
-    }
-
-    async fn bump_generation(&self, topic: &str) -> Result<i64, StoreError> {
-        let value = sqlx::query_scalar(
-            "INSERT INTO generations (topic, value) VALUES ($1, 1)
-             ON CONFLICT (topic) DO UPDATE SET value = generations.value + 1
-             RETURNING value",
-        )
-        .bind(topic)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(value)
-    }
-
-    async fn try_acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // The conflicting row is locked by ON CONFLICT, so of two racing
-        // callers the second sees the first one's lease and updates nothing.
-        let taken: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
-             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
-             WHERE leases.until < $3 OR leases.holder = $2
-             RETURNING name",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(taken.is_some())
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
