@@ -11,6 +11,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::server::AppState;
 
+pub mod error;
+pub mod form;
 mod health;
 
 /// Header carrying the request id, set when the client sent none.

@@ -1,0 +1,168 @@
+//! OAuth error responses (RFC 6749 section 5.2): a JSON body with `error`
+//! and `error_description`, the status the RFC asks for, `WWW-Authenticate`
+//! when a client failed HTTP Basic authentication, and no caching.
+//!
+//! Descriptions are fixed text written here, never request input, so they
+//! stay within the characters section 5.2 allows and echo nothing.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The error codes of RFC 6749 section 5.2, RFC 8707 and RFC 7591.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    InvalidToken,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    AccessDenied,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+/// An OAuth error ready to be sent as a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: &'static str,
+    pub status: StatusCode,
+    /// Set when the client authenticated with HTTP Basic and failed, so the
+    /// response carries the challenge RFC 6749 section 5.2 requires.
+    pub basic_challenge: bool,
+}
+
+#[derive(Serialize)]
+struct Body {
+    error: ErrorCode,
+    error_description: &'static str,
+}
+
+impl OAuthError {
+    /// A 400 error with `code`.
+    pub const fn new(code: ErrorCode, description: &'static str) -> Self {
+        Self {
+            code,
+            description,
+            status: StatusCode::BAD_REQUEST,
+            basic_challenge: false,
+        }
+    }
+
+    pub const fn invalid_request(description: &'static str) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_client` with 401; `basic` adds the Basic challenge.
+    pub const fn invalid_client(basic: bool) -> Self {
+        Self {
+            code: ErrorCode::InvalidClient,
+            description: "client authentication failed",
+            status: StatusCode::UNAUTHORIZED,
+            basic_challenge: basic,
+        }
+    }
+
+    /// A failure on Tessera's side; the cause is logged by the caller.
+    pub const fn server_error() -> Self {
+        Self {
+            code: ErrorCode::ServerError,
+            description: "the server could not complete the request",
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            basic_challenge: false,
+        }
+    }
+
+    pub const fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code,
+            error_description: self.description,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        if self.basic_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// Marks a response as not cacheable (RFC 6749 section 5.1).
+pub fn no_store(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn invalid_client_with_basic_has_challenge() {
+        let response = OAuthError::invalid_client(true).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Basic "));
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(body_of(response).await["error"], "invalid_client");
+    }
+
+    #[tokio::test]
+    async fn invalid_client_without_basic_has_no_challenge() {
+        let response = OAuthError::invalid_client(false).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[tokio::test]
+    async fn error_codes_serialize_as_rfc_names() {
+        let cases = [
+            (ErrorCode::InvalidRequest, "invalid_request"),
+            (ErrorCode::UnsupportedGrantType, "unsupported_grant_type"),
+            (ErrorCode::InvalidTarget, "invalid_target"),
+            (ErrorCode::InvalidRedirectUri, "invalid_redirect_uri"),
+            (ErrorCode::InvalidClientMetadata, "invalid_client_metadata"),
+        ];
+        for (code, name) in cases {
+            let response = OAuthError::new(code, "x").into_response();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(response.headers()[header::PRAGMA], "no-cache");
+            assert_eq!(body_of(response).await["error"], name);
+        }
+    }
+
+    #[test]
+    fn server_error_is_500() {
+        assert_eq!(
+            OAuthError::server_error().status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
