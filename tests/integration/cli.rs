@@ -259,3 +259,54 @@ async fn wrong_master_key_stops_serve() {
     assert_fails(&output, 1, "not the key this database was set up with");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), original);
 }
+
+/// Four instances started together on an empty PostgreSQL database all
+/// become ready: they wait for one another's migrations instead of crashing,
+/// and agree on one set of data keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_start_together_on_empty_database() {
+    let url = postgres::fresh_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let master_key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let addresses: Vec<String> = (0..4)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let servers: Vec<Child> = addresses
+        .iter()
+        .map(|listen| {
+            let env = [
+                ("TESSERA_DATABASE_URL", url.as_str()),
+                ("TESSERA_MASTER_KEY", master_key),
+                ("TESSERA_LISTEN", listen.as_str()),
+            ];
+            spawn(folder.path(), &["serve"], &env)
+        })
+        .collect();
+    for listen in &addresses {
+        assert_eq!(
+            wait_for(&format!("http://{listen}/readyz")).await,
+            Some(200),
+            "{listen}"
+        );
+    }
+    for server in servers {
+        let output = stop(server);
+        assert!(output.status.success(), "{output:?}");
+    }
+
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(applied, shipped as i64);
+    let data_keys: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(data_keys, 2);
+}
