@@ -1,0 +1,4 @@
+//! Token formats: the JWE layer of access tokens and, later, access-token
+//! minting and ID tokens.
+
+pub mod jwe;
