@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod access_tokens;
 mod coordination;
 mod data_keys;
 mod postgres;
 mod sqlite;
 
+pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
 
@@ -66,7 +68,9 @@ impl Backend {
 /// its own trait in its own module, implemented by each backend in a file
 /// of the same name; `Store` gathers them.
 #[async_trait]
-pub trait Store: CoordinationStore + DataKeyStore + Send + Sync + 'static {
+pub trait Store:
+    AccessTokenStore + CoordinationStore + DataKeyStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

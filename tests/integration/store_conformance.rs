@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
-use tessera::store::{self, StoreError, WrappedDataKey};
+use tessera::store::{self, AccessTokenRecord, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
 
@@ -52,6 +52,11 @@ conformance!(
     data_key_rewrap_of_unknown_purpose_fails,
     data_keys_are_shared_and_survive_rotation,
     wrong_master_key_is_rejected,
+    access_token_record_round_trips,
+    access_token_digest_is_unique,
+    access_token_revoke_needs_owner,
+    grant_revocation_covers_its_tokens,
+    prune_removes_only_expired_in_batches,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -312,6 +317,142 @@ async fn wrong_master_key_is_rejected(test: TestStore) {
     assert!(err.to_string().contains("original master key"));
     // Nothing was generated over the existing keys.
     assert_eq!(test.store.data_keys().await.unwrap(), before);
+}
+
+fn record(jti: &str, grant: Option<&str>, expires_in: i64) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.to_owned(),
+        digest: format!("digest-{jti}"),
+        client_id: "client-a".to_owned(),
+        subject: "user-1".to_owned(),
+        grant_id: grant.map(str::to_owned),
+        grant_type: "client_credentials".to_owned(),
+        audience: "https://api.example.com/".to_owned(),
+        scope: "read write".to_owned(),
+        issued_at: at(0),
+        expires_at: at(expires_in),
+        revoked_at: None,
+    }
+}
+
+async fn access_token_record_round_trips(test: TestStore) {
+    let stored = record("jti-1", Some("grant-1"), 600);
+    test.store.insert_access_token(&stored).await.unwrap();
+    let found = test.store.find_access_token("digest-jti-1").await.unwrap();
+    assert_eq!(found, Some(stored.clone()));
+    assert!(found.unwrap().is_active(at(599)));
+    assert!(!stored.is_active(at(600)));
+    assert_eq!(
+        test.store.find_access_token("digest-other").await.unwrap(),
+        None
+    );
+}
+
+async fn access_token_digest_is_unique(test: TestStore) {
+    test.store
+        .insert_access_token(&record("jti-1", None, 600))
+        .await
+        .unwrap();
+    let mut clash = record("jti-2", None, 600);
+    clash.digest = "digest-jti-1".to_owned();
+    assert!(test.store.insert_access_token(&clash).await.is_err());
+}
+
+async fn access_token_revoke_needs_owner(test: TestStore) {
+    test.store
+        .insert_access_token(&record("jti-1", None, 600))
+        .await
+        .unwrap();
+    let by_other = test
+        .store
+        .revoke_access_token("digest-jti-1", "client-b", at(5))
+        .await;
+    assert!(!by_other.unwrap());
+    let found = test
+        .store
+        .find_access_token("digest-jti-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.is_active(at(5)));
+
+    let by_owner = test
+        .store
+        .revoke_access_token("digest-jti-1", "client-a", at(6))
+        .await;
+    assert!(by_owner.unwrap());
+    let found = test
+        .store
+        .find_access_token("digest-jti-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.revoked_at, Some(at(6)));
+    assert!(!found.is_active(at(7)));
+    let again = test
+        .store
+        .revoke_access_token("digest-jti-1", "client-a", at(8))
+        .await;
+    assert!(!again.unwrap());
+}
+
+async fn grant_revocation_covers_its_tokens(test: TestStore) {
+    for (jti, grant) in [
+        ("a", Some("g1")),
+        ("b", Some("g1")),
+        ("c", Some("g2")),
+        ("d", None),
+    ] {
+        test.store
+            .insert_access_token(&record(jti, grant, 600))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        test.store
+            .revoke_grant_access_tokens("g1", at(10))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        test.store
+            .revoke_grant_access_tokens("g1", at(11))
+            .await
+            .unwrap(),
+        0
+    );
+    for (jti, revoked) in [("a", true), ("b", true), ("c", false), ("d", false)] {
+        let found = test
+            .store
+            .find_access_token(&format!("digest-{jti}"))
+            .await
+            .unwrap();
+        assert_eq!(found.unwrap().revoked_at.is_some(), revoked, "{jti}");
+    }
+}
+
+async fn prune_removes_only_expired_in_batches(test: TestStore) {
+    for index in 0..5 {
+        let jti = format!("old-{index}");
+        test.store
+            .insert_access_token(&record(&jti, None, 60))
+            .await
+            .unwrap();
+    }
+    test.store
+        .insert_access_token(&record("fresh", None, 6000))
+        .await
+        .unwrap();
+    assert_eq!(test.store.prune_access_tokens(at(120), 3).await.unwrap(), 3);
+    assert_eq!(test.store.prune_access_tokens(at(120), 3).await.unwrap(), 2);
+    assert_eq!(test.store.prune_access_tokens(at(120), 3).await.unwrap(), 0);
+    assert!(test
+        .store
+        .find_access_token("digest-fresh")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// Runs raw SQL on the database behind `url`, bypassing the store.

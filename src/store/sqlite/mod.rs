@@ -17,6 +17,7 @@ use super::{
     compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
 };
 
+mod access_tokens;
 mod coordination;
 mod data_keys;
 

@@ -1,0 +1,69 @@
+//! Records of issued access tokens, for introspection (RFC 7662),
+//! revocation (RFC 7009) and revoking a whole grant.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+
+/// One issued access token. The token itself is never stored, only its
+/// digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenRecord {
+    pub jti: String,
+    /// HMAC-SHA-256 digest of the token string (`crate::crypto::Digester`).
+    pub digest: String,
+    pub client_id: String,
+    pub subject: String,
+    /// The grant (authorization) it came from; none for client credentials.
+    pub grant_id: Option<String>,
+    pub grant_type: String,
+    /// The `aud` claim: a resource server identifier or the issuer.
+    pub audience: String,
+    pub scope: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl AccessTokenRecord {
+    /// Whether the token is usable at `now`: not expired, not revoked.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+#[async_trait]
+pub trait AccessTokenStore {
+    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError>;
+
+    async fn find_access_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError>;
+
+    /// Marks the token revoked if `client_id` owns it; returns whether a
+    /// token was revoked by this call.
+    async fn revoke_access_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks every unrevoked token of a grant revoked; returns how many.
+    async fn revoke_grant_access_tokens(
+        &self,
+        grant_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes up to `batch` records that expired before `before`; returns
+    /// how many were deleted. Callers repeat until it returns less than
+    /// `batch`, so no single statement holds locks for long.
+    async fn prune_access_tokens(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
+}

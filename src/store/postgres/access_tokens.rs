@@ -1,0 +1,127 @@
+//! Access-token records.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::PostgresStore;
+use crate::store::access_tokens::{AccessTokenRecord, AccessTokenStore};
+use crate::store::StoreError;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    jti: String,
+    digest: String,
+    client_id: String,
+    subject: String,
+    grant_id: Option<String>,
+    grant_type: String,
+    audience: String,
+    scope: String,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<Row> for AccessTokenRecord {
+    fn from(row: Row) -> Self {
+        Self {
+            jti: row.jti,
+            digest: row.digest,
+            client_id: row.client_id,
+            subject: row.subject,
+            grant_id: row.grant_id,
+            grant_type: row.grant_type,
+            audience: row.audience,
+            scope: row.scope,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for PostgresStore {
+    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
+                 audience, scope, issued_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&record.jti)
+        .bind(&record.digest)
+        .bind(&record.client_id)
+        .bind(&record.subject)
+        .bind(&record.grant_id)
+        .bind(&record.grant_type)
+        .bind(&record.audience)
+        .bind(&record.scope)
+        .bind(record.issued_at)
+        .bind(record.expires_at)
+        .bind(record.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_access_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as("SELECT * FROM access_tokens WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(AccessTokenRecord::from))
+    }
+
+    async fn revoke_access_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $3
+             WHERE digest = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(digest)
+        .bind(client_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn revoke_grant_access_tokens(
+        &self,
+        grant_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn prune_access_tokens(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM access_tokens WHERE jti IN (
+                 SELECT jti FROM access_tokens WHERE expires_at < $1 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(before)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
