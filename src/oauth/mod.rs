@@ -1,0 +1,4 @@
+//! OAuth 2.0 protocol rules, testable without HTTP, and later the
+//! endpoints that apply them.
+
+pub mod scope;
