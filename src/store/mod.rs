@@ -11,12 +11,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod access_tokens;
+mod assertion_jtis;
 mod coordination;
 mod data_keys;
 mod postgres;
 mod sqlite;
 
 pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
+pub use assertion_jtis::AssertionJtiStore;
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
 
@@ -69,7 +71,7 @@ impl Backend {
 /// of the same name; `Store` gathers them.
 #[async_trait]
 pub trait Store:
-    AccessTokenStore + CoordinationStore + DataKeyStore + Send + Sync + 'static
+    AccessTokenStore + AssertionJtiStore + CoordinationStore + DataKeyStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
 

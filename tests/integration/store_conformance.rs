@@ -57,6 +57,9 @@ conformance!(
     access_token_revoke_needs_owner,
     grant_revocation_covers_its_tokens,
     prune_removes_only_expired_in_batches,
+    assertion_jti_is_single_use_per_client,
+    assertion_jti_race_has_one_winner,
+    expired_assertion_jtis_are_pruned,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -453,6 +456,76 @@ async fn prune_removes_only_expired_in_batches(test: TestStore) {
         .await
         .unwrap()
         .is_some());
+}
+
+async fn assertion_jti_is_single_use_per_client(test: TestStore) {
+    let store = &test.store;
+    assert!(store
+        .consume_assertion_jti("rp3", "j-1", at(60), at(0))
+        .await
+        .unwrap());
+    assert!(!store
+        .consume_assertion_jti("rp3", "j-1", at(60), at(1))
+        .await
+        .unwrap());
+    // Another client's identical jti is its own.
+    assert!(store
+        .consume_assertion_jti("rp4", "j-1", at(60), at(2))
+        .await
+        .unwrap());
+    // Once the stored entry expired, its assertion is dead anyway.
+    assert!(store
+        .consume_assertion_jti("rp3", "j-1", at(200), at(61))
+        .await
+        .unwrap());
+}
+
+async fn assertion_jti_race_has_one_winner(test: TestStore) {
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        stores.push(store::open(&test.url).await.unwrap());
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|index| {
+            let store = Arc::clone(&stores[index % 2]);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .consume_assertion_jti("rp3", "j-race", at(60), at(0))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+async fn expired_assertion_jtis_are_pruned(test: TestStore) {
+    let store = &test.store;
+    for index in 0..10 {
+        let jti = format!("j-{index}");
+        store
+            .consume_assertion_jti("rp3", &jti, at(60), at(0))
+            .await
+            .unwrap();
+    }
+    store
+        .consume_assertion_jti("rp3", "j-late", at(300), at(0))
+        .await
+        .unwrap();
+    assert_eq!(store.prune_assertion_jtis(at(61)).await.unwrap(), 10);
+    assert!(!store
+        .consume_assertion_jti("rp3", "j-late", at(300), at(62))
+        .await
+        .unwrap());
 }
 
 /// Runs raw SQL on the database behind `url`, bypassing the store.

@@ -11,6 +11,7 @@ use super::{
 };
 
 mod access_tokens;
+mod assertion_jtis;
 mod coordination;
 mod data_keys;
 

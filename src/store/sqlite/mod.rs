@@ -18,6 +18,7 @@ use super::{
 };
 
 mod access_tokens;
+mod assertion_jtis;
 mod coordination;
 mod data_keys;
 
