@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
+use crate::maintenance;
 use crate::server::{self, AppState, Server};
 use crate::store::{self, Backend, Store};
 
@@ -57,7 +58,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = server.local_addr()?;
     tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
 
+    let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
+    let pruner = maintenance::spawn_pruner(state.store.clone(), state.clock.clone(), stopped);
+
     server.run(server::shutdown_signal()).await?;
+    stop_tasks.send(true).ok();
+    pruner.await.ok();
     tracing::info!("tessera stopped");
     Ok(())
 }

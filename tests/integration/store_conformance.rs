@@ -60,6 +60,7 @@ conformance!(
     assertion_jti_is_single_use_per_client,
     assertion_jti_race_has_one_winner,
     expired_assertion_jtis_are_pruned,
+    maintenance_prunes_past_one_batch,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -526,6 +527,36 @@ async fn expired_assertion_jtis_are_pruned(test: TestStore) {
         .consume_assertion_jti("rp3", "j-late", at(300), at(62))
         .await
         .unwrap());
+}
+
+async fn maintenance_prunes_past_one_batch(test: TestStore) {
+    let batch = tessera::maintenance::PRUNE_BATCH as usize;
+    for index in 0..batch + 5 {
+        let jti = format!("old-{index}");
+        test.store
+            .insert_access_token(&record(&jti, None, 60))
+            .await
+            .unwrap();
+    }
+    test.store
+        .insert_access_token(&record("fresh", None, 6000))
+        .await
+        .unwrap();
+    test.store
+        .consume_assertion_jti("rp3", "j-old", at(60), at(0))
+        .await
+        .unwrap();
+    let clock = tessera::clock::ManualClock::new(at(120));
+    let deleted = tessera::maintenance::prune_expired(test.store.as_ref(), &clock)
+        .await
+        .unwrap();
+    assert_eq!(deleted, (batch + 5 + 1) as u64);
+    assert!(test
+        .store
+        .find_access_token("digest-fresh")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// Runs raw SQL on the database behind `url`, bypassing the store.

@@ -1,0 +1,58 @@
+//! Background pruning of expired records: access-token records and client
+//! assertion `jti`s. Every instance runs it; the deletes are idempotent, so
+//! instances need no coordination.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+
+/// How often expired records are pruned.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Records deleted per statement, so no statement holds locks for long.
+pub const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes every access-token record and assertion `jti` that expired
+/// before now; returns how many rows went.
+pub async fn prune_expired(store: &dyn Store, clock: &dyn Clock) -> Result<u64, StoreError> {
+    let now = clock.now();
+    let mut deleted = 0;
+    loop {
+        let batch = store.prune_access_tokens(now, PRUNE_BATCH).await?;
+        deleted += batch;
+        if batch < u64::from(PRUNE_BATCH) {
+            break;
+        }
+    }
+    deleted += store.prune_assertion_jtis(now).await?;
+    Ok(deleted)
+}
+
+/// Runs [`prune_expired`] every [`PRUNE_INTERVAL`] until `stop` changes.
+pub fn spawn_pruner(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => break,
+            }
+            match prune_expired(store.as_ref(), clock.as_ref()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "pruned expired records"),
+                Err(error) => {
+                    tracing::warn!(%error, "pruning expired records failed; retrying next interval")
+                }
+            }
+        }
+    })
+}
