@@ -17,7 +17,7 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub const PRUNE_BATCH: u32 = 1000;
 
 /// Deletes every access-token record and assertion `jti` that expired
-/// before now; returns how many rows went.
+/// before now; returns the number of rows deleted.
 pub async fn prune_expired(store: &dyn Store, clock: &dyn Clock) -> Result<u64, StoreError> {
     let now = clock.now();
     let mut deleted = 0;

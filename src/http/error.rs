@@ -70,7 +70,7 @@ impl OAuthError {
         }
     }
 
-    /// A failure on Tessera's side; the cause is logged by the caller.
+    /// Reports a failure on Tessera's side; the caller logs the cause.
     pub const fn server_error() -> Self {
         Self {
             code: ErrorCode::ServerError,

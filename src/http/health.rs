@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::server::AppState;
 
-/// How long readiness waits for the store before answering 503.
+/// How long readiness waits for the store before returning 503.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
@@ -19,12 +19,12 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-/// The process is up and serving HTTP.
+/// Reports that the process is up and serving HTTP.
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The instance can serve traffic: its store answers.
+/// Reports whether the instance can serve traffic: its store must respond.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let check = tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.ping()).await;
     match check {

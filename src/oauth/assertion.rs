@@ -31,8 +31,8 @@ pub struct AcceptedAssertion {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Why an assertion was rejected; logged, never sent to the client, which
-/// gets `invalid_client`.
+/// The reason an assertion was rejected. It is logged and never sent to
+/// the client, which gets `invalid_client`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AssertionError {
     #[error("iss and sub must both equal the client id")]

@@ -35,7 +35,7 @@ impl Scopes {
         Ok(Self(scopes))
     }
 
-    /// The scopes of `self` for which `allowed` holds.
+    /// Returns the scopes of `self` for which `allowed` returns true.
     pub fn retain(&self, allowed: impl Fn(&str) -> bool) -> Self {
         Self(
             self.0

@@ -59,7 +59,7 @@ impl AccessTokenClaims {
     }
 }
 
-/// Why minting failed; both are server-side faults.
+/// A failure to mint a token; both variants are server-side faults.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     #[error("signing the access token failed: {0}")]
