@@ -54,6 +54,7 @@ pub struct Config {
     pub tokens: TokenLifetimes,
     pub argon2: Argon2Params,
     pub keys: KeySchedule,
+    pub registration: RegistrationSettings,
 }
 
 /// Log line format.
@@ -91,6 +92,27 @@ pub struct Argon2Params {
     pub max_concurrent: usize,
 }
 
+/// Dynamic client registration (`POST /register`, RFC 7591).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationSettings {
+    pub policy: RegistrationPolicy,
+}
+
+/// Who may register clients through `POST /register`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Registration is off; only the CLI creates clients.
+    #[default]
+    Closed,
+    /// Anyone may register a client limited to the built-in scopes.
+    Open,
+    /// A registration needs an initial access token from
+    /// `tessera clients initial-access-token`.
+    Token,
+}
+
 /// Signing-key rotation schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,6 +143,7 @@ impl Default for Config {
             tokens: TokenLifetimes::default(),
             argon2: Argon2Params::default(),
             keys: KeySchedule::default(),
+            registration: RegistrationSettings::default(),
         }
     }
 }

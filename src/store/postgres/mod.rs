@@ -10,8 +10,10 @@ use super::{
     compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
 };
 
+mod clients;
 mod coordination;
 mod data_keys;
+mod resources;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -1,0 +1,3 @@
+//! OAuth endpoints.
+
+pub mod register;
