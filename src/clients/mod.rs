@@ -35,10 +35,16 @@ pub enum RegistrationError {
 }
 
 /// Returns a new client id: 128 random bits as unpadded base64url, 22
-/// characters, all of them RFC 3986 unreserved.
+/// characters, all of them RFC 3986 unreserved. It never starts with `-`,
+/// so the CLI does not take it for an option.
 pub fn new_client_id() -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+    loop {
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 /// Validates `metadata` and stores a new client. The same function serves
@@ -227,4 +233,18 @@ async fn first_party_names(store: &dyn Store) -> Result<Vec<String>, StoreError>
         .filter(|client| client.first_party)
         .map(|client| client.name)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_never_look_like_options() {
+        for _ in 0..2000 {
+            let id = new_client_id();
+            assert_eq!(id.len(), 22);
+            assert!(!id.starts_with('-'), "{id}");
+        }
+    }
 }

@@ -326,4 +326,4 @@ async fn run_sql(url: &str, sql: &str) {
     }
 }
 
-mod clients;
+pub mod clients;

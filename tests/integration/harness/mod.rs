@@ -1,5 +1,6 @@
 //! Test harness: stores on both backends and a real server on port 0.
 
+pub mod key_server;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ pub struct TestApp {
     /// The store behind the server; it also keeps a SQLite folder alive.
     #[allow(dead_code)]
     pub store: TestStore,
+    /// Base64 master key of the server, for CLI runs against its store.
+    #[allow(dead_code)]
+    pub master_key: String,
     /// The server's state, for checks through its caches and data keys.
     #[allow(dead_code)]
     pub state: AppState,
@@ -109,6 +113,7 @@ impl TestApp {
             address,
             client: reqwest::Client::new(),
             store,
+            master_key: master_key.to_base64().to_string(),
             state,
             shutdown: Some(shutdown),
         }
