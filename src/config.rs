@@ -648,6 +648,18 @@ mod tests {
     }
 
     #[test]
+    fn registration_policy_is_read_from_environment() {
+        let (config, _) = Config::load_from(None, []).unwrap();
+        assert_eq!(config.registration.policy, RegistrationPolicy::Closed);
+        let env = [("TESSERA_REGISTRATION__POLICY".to_owned(), "open".to_owned())];
+        let (config, ignored) = Config::load_from(None, env).unwrap();
+        assert!(ignored.is_empty());
+        assert_eq!(config.registration.policy, RegistrationPolicy::Open);
+        let err = load("[registration]\npolicy = \"anyone\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("registration.policy"), "{err}");
+    }
+
+    #[test]
     fn database_url_scheme_is_checked() {
         let err = load("database_url = \"mysql://root@localhost/tessera\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("database_url"));

@@ -18,7 +18,7 @@ use crate::store::{Client, ResourceServer, Store, StoreError, CLIENTS_TOPIC, RES
 
 /// How often the change counters are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest time an entry is served without reading the store again.
+/// Maximum time an entry is served without reading the store again.
 pub const ENTRY_TTL: Duration = Duration::from_secs(300);
 
 /// Cached clients and resource servers, cheap to clone.

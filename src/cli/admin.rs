@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey};
 use crate::store::{self, Backend, Store};
 
-/// What an administrative command works with.
+/// Store, data keys and clock of an administrative command.
 pub struct Admin {
     pub store: Arc<dyn Store>,
     pub data_keys: DataKeys,

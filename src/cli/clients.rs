@@ -40,7 +40,7 @@ pub struct CreateArgs {
     /// scheme with a dot for native apps.
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
-    /// Where RP-initiated logout may send the user back (repeatable).
+    /// Post-logout redirect URI for RP-initiated logout (repeatable).
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub post_logout_redirect_uris: Vec<String>,
     /// Grant type (repeatable); authorization_code and refresh_token when

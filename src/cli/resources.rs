@@ -141,7 +141,7 @@ async fn create(admin: &Admin, output: &Output, args: CreateArgs) -> anyhow::Res
     })
 }
 
-/// Reads `--jwk-file`: one public JWK, or a JWK Set holding exactly one.
+/// Reads `--jwk-file`: one public JWK, or a JWK Set containing exactly one.
 fn read_single_key(path: &std::path::Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --jwk-file {}", path.display()))?;
@@ -149,7 +149,7 @@ fn read_single_key(path: &std::path::Path) -> anyhow::Result<Value> {
         .with_context(|| format!("--jwk-file {} is rejected", path.display()))?;
     if keys.len() != 1 {
         bail!(
-            "--jwk-file {} holds {} keys; give exactly one encryption key",
+            "--jwk-file {} contains {} keys; give exactly one encryption key",
             path.display(),
             keys.len()
         );

@@ -483,7 +483,7 @@ fn check_uri_list(
     Ok(dedup(uris))
 }
 
-/// Whether `value` is a scope token: one or more of the characters RFC 6749
+/// Returns whether `value` is a scope token: one or more of the characters RFC 6749
 /// appendix A.4 allows (printable ASCII except space, `"` and `\`).
 pub fn is_scope_token(value: &str) -> bool {
     !value.is_empty()

@@ -1,9 +1,9 @@
 //! OAuth clients: registration through one path for the CLI and
 //! `POST /register`, secrets, and secret verification.
 //!
-//! Client secrets and registration access tokens are 256-bit random tokens
-//! shown once and stored as HMAC-SHA-256 digests under the digest data key;
-//! they are checked in constant time ([`Digester::verify`]).
+//! Client secrets and registration access tokens are 256-bit random tokens,
+//! shown once and stored as HMAC-SHA-256 digests under the digest data key.
+//! They are checked in constant time ([`Digester::verify`]).
 
 use chrono::{DateTime, Utc};
 
@@ -25,7 +25,7 @@ pub struct RegisteredClient {
     pub registration_access_token: Option<SecretString>,
 }
 
-/// Why a registration failed.
+/// Registration failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
     #[error(transparent)]
@@ -171,9 +171,9 @@ pub async fn update_registration(
     Ok((client, new_secret))
 }
 
-/// Issues a new secret for a client that authenticates with one; the old
-/// secret stops working once caches see the change (at once on the
-/// instance that rotates, within 2 seconds elsewhere).
+/// Issues a new secret for a client that authenticates with one. The old
+/// secret stops working once caches see the change: within 2 seconds on
+/// every instance, because the write bumps the `clients` change counter.
 pub async fn rotate_secret(
     store: &dyn Store,
     digester: &Digester,

@@ -2,7 +2,7 @@
 //! self-registered client cannot take a name that looks like a first-party
 //! client's (consent phishing, Unicode TR #36).
 
-/// Longest client name accepted, in characters.
+/// Maximum length of a client name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// Checks a display name; the error is the reason.
@@ -87,7 +87,7 @@ pub fn skeleton(name: &str) -> String {
         .collect()
 }
 
-/// Whether `name` looks like one of `protected` names.
+/// Returns whether `name` looks like one of the `protected` names.
 pub fn looks_like_any(name: &str, protected: &[String]) -> bool {
     let candidate = skeleton(name);
     !candidate.is_empty() && protected.iter().any(|other| skeleton(other) == candidate)

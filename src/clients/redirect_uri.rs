@@ -4,8 +4,8 @@
 
 use crate::store::ApplicationType;
 
-/// Longest redirect URI accepted, in bytes; the same limit applies at
-/// `/authorize`.
+/// Maximum length of a redirect URI, in bytes, the same as the input limit
+/// at `/authorize`.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
 
 /// Schemes that can run code or read local data in a browser, rejected in

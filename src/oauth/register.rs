@@ -2,10 +2,11 @@
 //! configuration endpoint `/register/{client_id}` (RFC 7592: GET, PUT,
 //! DELETE with the registration access token).
 //!
-//! `registration.policy` decides who may register: nobody (`closed`, the
-//! default), anybody with the built-in scopes only (`open`), or holders of
+//! `registration.policy` decides who may register: no one (`closed`, the
+//! default), anyone with the built-in scopes only (`open`), or holders of
 //! an initial access token (`token`). A self-registered client is never
-//! first-party, so it always gets a consent page.
+//! first-party, so it always gets a consent page. Updates through `PUT`
+//! follow the rules of the current policy (`open` rules unless `token`).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -195,7 +196,7 @@ async fn register(
 
 /// Loads the client named in the path if the request carries its
 /// registration access token. An unknown client and a wrong token get the
-/// same answer (RFC 7592 section 2.1), so ids cannot be probed.
+/// same response (RFC 7592 section 2.1), so ids cannot be probed.
 async fn authorized_client(
     state: &AppState,
     headers: &HeaderMap,
@@ -284,8 +285,8 @@ async fn delete_registration(
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
-/// The client information response (RFC 7591 section 3.2.1, RFC 7592
-/// section 3): the registered metadata, without secrets or digests.
+/// Builds the client information response (RFC 7591 section 3.2.1, RFC
+/// 7592 section 3): the registered metadata, without secrets or digests.
 pub fn client_information(client: &Client, issuer: &str) -> Value {
     let mut document = json!({
         "client_id": client.client_id,

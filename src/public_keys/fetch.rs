@@ -3,9 +3,9 @@
 //! A set is cached for the lifetime its `Cache-Control: max-age` gives
 //! (clamped to [`MIN_MAX_AGE`]..[`MAX_MAX_AGE`], [`DEFAULT_MAX_AGE`] when
 //! absent). An unknown `kid` triggers a refetch at most once per
-//! [`FETCH_COOLDOWN`] per URL, so requests naming random `kid`s cannot turn
-//! into a download each; concurrent misses wait for one shared fetch. A
-//! failed fetch keeps the last good set until its lifetime runs out.
+//! [`FETCH_COOLDOWN`] per URL, so requests naming random `kid`s cannot each
+//! cause a download. Concurrent misses wait for one shared fetch. After a
+//! failed fetch, the last good set is used until its lifetime runs out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,20 +17,20 @@ use serde_json::{Map, Value};
 use super::{check_public_jwks, KeyPurpose};
 use crate::clock::Clock;
 
-/// Least time between two fetches of one URL.
+/// Minimum time between two fetches of one URL.
 pub const FETCH_COOLDOWN: Duration = Duration::from_secs(60);
 /// Cache lifetime of a set served without `max-age`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
-/// Shortest cache lifetime, whatever the server says.
+/// Minimum cache lifetime, whatever `Cache-Control` the server sends.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(60);
-/// Longest cache lifetime, whatever the server says.
+/// Maximum cache lifetime, whatever `Cache-Control` the server sends.
 pub const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// Upper bound on one fetch, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest key set accepted, in bytes.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Why no key set is available for a URL.
+/// Failure to obtain the key set of a URL.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error(
@@ -58,7 +58,8 @@ struct Entry {
 /// Fetches and caches JWK Sets per URL.
 #[derive(Clone)]
 pub struct KeySetFetcher {
-    http: reqwest::Client,
+    /// `None` when the TLS backend failed to start; every fetch then fails.
+    http: Option<reqwest::Client>,
     clock: Arc<dyn Clock>,
     entries: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<Entry>>>>>,
 }
@@ -69,7 +70,10 @@ impl KeySetFetcher {
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
+            .map_err(|error| {
+                tracing::error!(%error, "cannot build the HTTP client; JWK Sets cannot be fetched");
+            })
+            .ok();
         Self {
             http,
             clock,
@@ -96,8 +100,8 @@ impl KeySetFetcher {
 
     /// Returns the keys of the set at `url` that match `kid` (every key when
     /// `kid` is `None`). An unknown `kid` refetches the set only when the
-    /// last fetch is at least [`FETCH_COOLDOWN`] old; otherwise, and when the
-    /// refetch fails, the result is empty and the cached keys stay.
+    /// last fetch is at least [`FETCH_COOLDOWN`] old. Otherwise, or when the
+    /// refetch fails, the result is empty and the cached keys are kept.
     pub async fn candidates(
         &self,
         url: &str,
@@ -180,8 +184,11 @@ impl KeySetFetcher {
             url: url.to_owned(),
             message,
         };
-        let mut response = self
+        let http = self
             .http
+            .as_ref()
+            .ok_or_else(|| failed("no HTTP client is available".into()))?;
+        let mut response = http
             .get(url)
             .header("accept", "application/jwk-set+json, application/json")
             .send()
@@ -191,6 +198,7 @@ impl KeySetFetcher {
             return Err(failed(format!("status {}", response.status())));
         }
         let max_age = cache_lifetime(response.headers());
+
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -202,6 +210,7 @@ impl KeySetFetcher {
                 return Err(failed(format!("the body exceeds {MAX_BODY_BYTES} bytes")));
             }
         }
+
         let set: Value =
             serde_json::from_slice(&body).map_err(|err| failed(format!("not JSON: {err}")))?;
         let set = keys_for(&set, purpose);
@@ -258,8 +267,8 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Whether Tessera may fetch keys from `url`: https anywhere, http only on
-/// loopback (RFC 8252 section 8.3 names the same hosts).
+/// Returns whether Tessera may fetch keys from `url`: https anywhere, http
+/// only on the loopback hosts of RFC 8252 section 8.3.
 pub fn url_allowed(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else {
         return false;

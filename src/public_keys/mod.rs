@@ -22,7 +22,7 @@ const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /// Smallest RSA modulus accepted, in bits (RFC 7518 section 3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// What a registered key is for.
+/// Purpose of a registered key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyPurpose {
     /// Verifying a client's `private_key_jwt` assertions.
@@ -177,7 +177,9 @@ pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, KeyError> {
         Some("OKP") => &["crv", "kty", "x"],
         _ => return Err(reject("cannot compute a thumbprint for this key type")),
     };
-    // serde_json's Map is ordered by key, so this serializes as RFC 7638 asks.
+    // Each `required` list is sorted, so the members come out in the
+    // lexicographic order RFC 7638 section 3 requires, whether the Map
+    // sorts its keys or keeps insertion order (serde_json's preserve_order).
     let mut canonical = Map::new();
     for member in required {
         let value = jwk

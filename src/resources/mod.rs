@@ -3,7 +3,7 @@
 //!
 //! The encryption key is either one inline public JWK or a `jwks_uri`. A
 //! `jwks_uri` is fetched once at creation, so a set that is unreachable,
-//! holds private material, or has no usable encryption key is rejected
+//! contains private material, or has no usable encryption key is rejected
 //! before anything is stored.
 
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::store::{EncryptionKeySource, ResourceServer, Store, StoreError};
 /// Signing algorithms a resource server may ask for; ES256 is the default
 /// because RS256 signing costs far more.
 pub const SUPPORTED_SIGNING_ALGS: &[&str] = &["ES256", "RS256", "PS256", "EdDSA"];
-/// Longest access-token lifetime a resource server may set.
+/// Maximum access-token lifetime a resource server may set.
 pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// A resource server as requested by an operator.

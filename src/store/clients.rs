@@ -10,7 +10,7 @@ use super::StoreError;
 /// Change-counter topic bumped by every client write.
 pub const CLIENTS_TOPIC: &str = "clients";
 
-/// How a client authenticates at the token endpoint (RFC 7591 section 2).
+/// Token endpoint authentication method (RFC 7591 section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
@@ -43,7 +43,7 @@ impl AuthMethod {
             .find(|method| method.as_str() == value)
     }
 
-    /// Whether the client authenticates with a server-generated secret.
+    /// Returns whether the method uses a server-generated client secret.
     pub fn uses_secret(self) -> bool {
         matches!(
             self,
@@ -145,6 +145,9 @@ pub trait ClientStore {
     ) -> Result<(), StoreError>;
 
     /// Deletes a client; returns whether it existed.
+    ///
+    /// NOTE: grants and refresh tokens are not stored yet; when they are,
+    /// this must delete the client's grants in the same transaction.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
     async fn insert_initial_access_token(
@@ -152,9 +155,9 @@ pub trait ClientStore {
         token: &InitialAccessToken,
     ) -> Result<(), StoreError>;
 
-    /// Uses up one use of the initial access token with `digest`, in one
-    /// atomic statement; returns false when it is unknown, expired at `now`
-    /// or used up.
+    /// Takes one use of the initial access token with `digest`, in one
+    /// atomic statement. Returns false when the token is unknown, expired at
+    /// `now` or used up.
     async fn consume_initial_access_token(
         &self,
         digest: &str,

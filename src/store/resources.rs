@@ -9,7 +9,7 @@ use super::StoreError;
 /// Change-counter topic bumped by every resource-server write.
 pub const RESOURCES_TOPIC: &str = "resources";
 
-/// Where a resource server's encryption key comes from.
+/// Source of a resource server's encryption key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EncryptionKeySource {
     /// One public JWK registered inline.

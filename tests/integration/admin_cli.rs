@@ -529,3 +529,109 @@ async fn public_client_has_no_secret_to_rotate() {
         json!(["openid", "profile", "email", "offline_access"])
     );
 }
+
+#[tokio::test]
+async fn client_flags_reach_the_record() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let missing = tessera(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "Console",
+            "--redirect-uri",
+            "https://console.test/cb",
+            "--default-resource",
+            "https://rs1.test/",
+        ],
+    )
+    .await;
+    assert_rejected(&missing, "default_resource: no resource server");
+
+    let folder = tempfile::tempdir().unwrap();
+    let path = write(folder.path(), "rs1.json", &ec_public().to_string());
+    let resource = tessera(
+        &app,
+        &[
+            "resources",
+            "create",
+            "--identifier",
+            "https://rs1.test/",
+            "--name",
+            "RS1",
+            "--jwk-file",
+            &path,
+        ],
+    )
+    .await;
+    assert!(resource.status.success(), "{resource:?}");
+    let created = json_output(
+        &tessera(
+            &app,
+            &[
+                "--json",
+                "clients",
+                "create",
+                "--name",
+                "Console",
+                "--redirect-uri",
+                "https://console.test/cb",
+                "--default-resource",
+                "https://rs1.test/",
+                "--first-party",
+                "--allow-no-pkce",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(created["default_resource"], "https://rs1.test/");
+    assert_eq!(created["first_party"], true);
+    assert_eq!(created["require_pkce"], false);
+
+    let public_without_pkce = tessera(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            "https://pub.test/cb",
+            "--allow-no-pkce",
+        ],
+    )
+    .await;
+    assert_rejected(&public_without_pkce, "allow_no_pkce");
+}
+
+#[tokio::test]
+async fn initial_access_token_opens_registration_once() {
+    let config = Config {
+        registration: RegistrationSettings {
+            policy: RegistrationPolicy::Token,
+        },
+        ..Config::default()
+    };
+    let app = TestApp::spawn_with_config(TestStore::new(Backend::Sqlite).await, config).await;
+    let issued = json_output(
+        &tessera(
+            &app,
+            &["--json", "clients", "initial-access-token", "--ttl", "10m"],
+        )
+        .await,
+    );
+    let token = issued["initial_access_token"].as_str().unwrap();
+    assert_eq!(issued["uses"], 1);
+    let request = json!({ "grant_types": ["client_credentials"], "scope": "api.read" });
+    let register = || {
+        app.client
+            .post(app.url("/register"))
+            .bearer_auth(token)
+            .json(&request)
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(register().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}

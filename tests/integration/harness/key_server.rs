@@ -1,5 +1,5 @@
-//! A JWK Set server on a loopback port that counts the requests it gets,
-//! and whose answer (body, status, Cache-Control) tests change on the fly.
+//! A JWK Set server on a loopback port that counts the requests it receives.
+//! Tests change its response (body, status, Cache-Control) while it runs.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
