@@ -241,7 +241,7 @@ pub fn validate(
         .any(|grant| grant == "authorization_code");
     let response_types = check_response_types(metadata, code_flow)?;
     let auth_method = check_auth_method(metadata, &grant_types)?;
-    let (jwks, jwks_uri) = check_client_keys(metadata, auth_method)?;
+    let (jwks, jwks_uri) = check_client_keys(metadata, auth_method, registrar)?;
 
     let redirect_uris = check_uri_list(&metadata.redirect_uris, "redirect_uris", application_type)?;
     if code_flow && redirect_uris.is_empty() {
@@ -424,6 +424,7 @@ fn check_auth_method(
 fn check_client_keys(
     metadata: &ClientMetadata,
     auth_method: AuthMethod,
+    registrar: Registrar,
 ) -> Result<(Option<Value>, Option<String>), MetadataError> {
     match (&metadata.jwks, &metadata.jwks_uri) {
         (Some(_), Some(_)) => Err(MetadataError::metadata(
@@ -450,6 +451,15 @@ fn check_client_keys(
             .map(|checked| (Some(checked), None))
             .map_err(|err| MetadataError::metadata("jwks", err)),
         (None, Some(uri)) => {
+            if registrar.is_self_service() && !is_public_https(uri) {
+                return Err(MetadataError::metadata(
+                    "jwks_uri",
+                    format!(
+                        "{uri:?} must be an https URL whose host is a domain name or a public \
+                         address, because Tessera fetches it on the client's behalf"
+                    ),
+                ));
+            }
             if url_allowed(uri) {
                 Ok((None, Some(uri.clone())))
             } else {
@@ -462,6 +472,50 @@ fn check_client_keys(
                 ))
             }
         }
+    }
+}
+
+/// Returns whether `uri` is https with a host that is neither `localhost`
+/// nor a loopback, private, link-local or unspecified IP address, so a
+/// self-registered client cannot point Tessera's fetches at internal hosts.
+///
+/// NOTE: a domain name that resolves to an internal address still passes;
+/// only a resolver-level check at fetch time would catch it.
+fn is_public_https(uri: &str) -> bool {
+    use std::net::IpAddr;
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return false;
+    };
+    if parsed.scheme() != "https" {
+        return false;
+    }
+    let internal = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+    };
+    match parsed.host() {
+        Some(url::Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.');
+            domain != "localhost" && !domain.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(v4)) => !internal(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => !internal(IpAddr::V6(v6)),
+        None => false,
     }
 }
 

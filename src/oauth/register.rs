@@ -9,6 +9,7 @@
 //! follow the rules of the current policy (`open` rules unless `token`).
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,8 @@ pub enum RegisterError {
     Metadata(MetadataError),
     /// Registration is closed.
     Disabled,
+    /// The body is larger than [`MAX_BODY_BYTES`] or could not be read.
+    UnreadableBody(BytesRejection),
     /// Missing or wrong initial or registration access token (RFC 6750).
     InvalidToken,
     Internal(StoreError),
@@ -65,21 +68,41 @@ impl From<StoreError> for RegisterError {
 impl IntoResponse for RegisterError {
     fn into_response(self) -> Response {
         let (status, code, description) = match self {
-            RegisterError::Metadata(error) => (
-                StatusCode::BAD_REQUEST,
-                error.code.as_str(),
-                error.description,
-            ),
+            RegisterError::Metadata(error) => {
+                tracing::info!(
+                    error = error.code.as_str(),
+                    field = error.field,
+                    "registration rejected"
+                );
+                (
+                    StatusCode::BAD_REQUEST,
+                    error.code.as_str(),
+                    error.description,
+                )
+            }
+            RegisterError::UnreadableBody(rejection) => {
+                tracing::info!(error = %rejection, "registration body rejected");
+                let status = rejection.status();
+                let description = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request: the body exceeds {MAX_BODY_BYTES} bytes")
+                } else {
+                    "request: the body could not be read".to_owned()
+                };
+                (status, "invalid_client_metadata", description)
+            }
             RegisterError::Disabled => (
                 StatusCode::FORBIDDEN,
                 "access_denied",
                 "dynamic client registration is disabled on this server".to_owned(),
             ),
-            RegisterError::InvalidToken => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the access token is missing, invalid or expired".to_owned(),
-            ),
+            RegisterError::InvalidToken => {
+                tracing::info!("registration request with a missing or invalid access token");
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the access token is missing, invalid or expired".to_owned(),
+                )
+            }
             RegisterError::Internal(error) => {
                 tracing::error!(error = ?error, "client registration failed");
                 (
@@ -119,7 +142,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, RegisterError> {
+fn parse_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, RegisterError> {
+    let body = body.map_err(RegisterError::UnreadableBody)?;
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -131,7 +158,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, RegisterError>
             "the body must be application/json",
         )));
     }
-    serde_json::from_slice(body).map_err(|err| {
+    serde_json::from_slice(&body).map_err(|err| {
         RegisterError::Metadata(MetadataError::metadata(
             "request",
             format!("the body is not valid JSON: {err}"),
@@ -142,7 +169,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, RegisterError>
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RegisterError> {
     let registrar = match state.config.registration.policy {
         RegistrationPolicy::Closed => return Err(RegisterError::Disabled),
@@ -155,8 +182,8 @@ async fn register(
         }
         _ => None,
     };
-    let metadata = ClientMetadata::from_json(&parse_body(&headers, &body)?)
-        .map_err(RegisterError::Metadata)?;
+    let metadata =
+        ClientMetadata::from_json(&parse_body(&headers, body)?).map_err(RegisterError::Metadata)?;
     // Check the metadata before using up the initial access token, so a
     // rejected request costs the caller nothing.
     clients::validate(&metadata, registrar, &[]).map_err(RegisterError::Metadata)?;
@@ -231,10 +258,11 @@ async fn update_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RegisterError> {
     let client = authorized_client(&state, &headers, &client_id).await?;
-    let request = parse_body(&headers, &body)?;
+    let request = parse_body(&headers, body)?;
+
     // RFC 7592 section 2.2: the body names the client it replaces, and a
     // client_secret, when present, must be the current one.
     if request.get("client_id").and_then(Value::as_str) != Some(client_id.as_str()) {
@@ -251,6 +279,7 @@ async fn update_registration(
             )));
         }
     }
+
     let metadata = ClientMetadata::from_json(&request).map_err(RegisterError::Metadata)?;
     let registrar = match state.config.registration.policy {
         RegistrationPolicy::Token => Registrar::TrustedSelfService,
@@ -266,6 +295,7 @@ async fn update_registration(
     )
     .await?;
     state.registry.invalidate_clients();
+
     let mut document = client_information(&updated, &state.config.issuer);
     if let Some(secret) = new_secret {
         document["client_secret"] = Value::String(secret.expose().to_owned());
@@ -313,4 +343,47 @@ pub fn client_information(client: &Client, issuer: &str) -> Value {
         document["jwks_uri"] = json!(jwks_uri);
     }
     document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn errors_map_to_rfc7591_responses() {
+        let metadata =
+            RegisterError::Metadata(MetadataError::metadata("scope", "bad")).into_response();
+        assert_eq!(metadata.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(metadata.headers()[header::CACHE_CONTROL], "no-store");
+        let body = body_of(metadata).await;
+        assert_eq!(body["error"], "invalid_client_metadata");
+        assert_eq!(body["error_description"], "scope: bad");
+
+        let disabled = RegisterError::Disabled.into_response();
+        assert_eq!(disabled.status(), StatusCode::FORBIDDEN);
+
+        let token = RegisterError::InvalidToken.into_response();
+        assert_eq!(token.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            token.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+
+        let internal = RegisterError::Internal(StoreError::NotFound {
+            what: "client",
+            id: "secret-detail".into(),
+        })
+        .into_response();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(internal).await;
+        assert_eq!(body["error"], "server_error");
+        assert!(!body.to_string().contains("secret-detail"), "{body}");
+    }
 }

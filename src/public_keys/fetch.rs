@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{check_public_jwks, KeyPurpose};
+use super::{alg_purpose, check_public_jwks, secret_material, KeyPurpose};
 use crate::clock::Clock;
 
 /// Minimum time between two fetches of one URL.
@@ -213,6 +213,11 @@ impl KeySetFetcher {
 
         let set: Value =
             serde_json::from_slice(&body).map_err(|err| failed(format!("not JSON: {err}")))?;
+        // Private material anywhere in the set fails the fetch, even in a
+        // key for the other purpose: its owner has published a secret.
+        if let Some(error) = secret_material(&set) {
+            return Err(failed(error.to_string()));
+        }
         let set = keys_for(&set, purpose);
         let checked = check_public_jwks(&set, purpose).map_err(|err| failed(err.to_string()))?;
         let keys = checked
@@ -228,8 +233,8 @@ impl KeySetFetcher {
     }
 }
 
-/// Drops the keys marked for the other purpose (a client's set may also
-/// publish encryption keys), keeping every key with no `use`.
+/// Drops the keys whose `use` or `alg` marks them for the other purpose (a
+/// client's set may also publish encryption keys).
 fn keys_for(set: &Value, purpose: KeyPurpose) -> Value {
     let Some(keys) = set.get("keys").and_then(Value::as_array) else {
         return set.clone();
@@ -237,9 +242,16 @@ fn keys_for(set: &Value, purpose: KeyPurpose) -> Value {
     let kept: Vec<Value> = keys
         .iter()
         .filter(|key| {
-            key.get("use")
+            let use_matches = key
+                .get("use")
                 .and_then(Value::as_str)
-                .is_none_or(|key_use| key_use == purpose.use_value())
+                .is_none_or(|key_use| key_use == purpose.use_value());
+            let alg_matches = key
+                .get("alg")
+                .and_then(Value::as_str)
+                .and_then(alg_purpose)
+                .is_none_or(|alg_purpose| alg_purpose == purpose);
+            use_matches && alg_matches
         })
         .cloned()
         .collect();

@@ -50,6 +50,44 @@ fn reject(message: impl Into<String>) -> KeyError {
     KeyError(message.into())
 }
 
+/// Finds private or symmetric material in any key of a JWK Set, whatever
+/// the key's purpose; returns the reason it is rejected.
+pub fn secret_material(set: &Value) -> Option<KeyError> {
+    let keys = set.get("keys").and_then(Value::as_array)?;
+    keys.iter().enumerate().find_map(|(index, key)| {
+        let members = key.as_object()?;
+        let private = PRIVATE_MEMBERS
+            .iter()
+            .find(|member| members.contains_key(**member));
+        let symmetric = members.get("kty").and_then(Value::as_str) == Some("oct");
+        match (private, symmetric) {
+            (Some(member), _) => Some(reject(format!(
+                "key {index} of the JWK Set contains the private member \"{member}\""
+            ))),
+            (None, true) => Some(reject(format!(
+                "key {index} of the JWK Set is a symmetric key (kty \"oct\")"
+            ))),
+            (None, false) => None,
+        }
+    })
+}
+
+/// Returns the purpose an `alg` value belongs to, if it names a JWS or a
+/// JWE key-management algorithm.
+pub fn alg_purpose(alg: &str) -> Option<KeyPurpose> {
+    const JWE_PREFIXES: &[&str] = &[
+        "RSA-OAEP", "RSA1_5", "ECDH-ES", "A128", "A192", "A256", "PBES2", "dir",
+    ];
+    const JWS_PREFIXES: &[&str] = &["RS", "PS", "ES", "HS", "EdDSA"];
+    if JWE_PREFIXES.iter().any(|prefix| alg.starts_with(prefix)) {
+        Some(KeyPurpose::Encryption)
+    } else if JWS_PREFIXES.iter().any(|prefix| alg.starts_with(prefix)) {
+        Some(KeyPurpose::Signature)
+    } else {
+        None
+    }
+}
+
 /// Checks one public JWK for `purpose` and returns it, with its RFC 7638
 /// thumbprint as `kid` when it has none.
 pub fn check_public_jwk(jwk: &Value, purpose: KeyPurpose) -> Result<Map<String, Value>, KeyError> {

@@ -187,3 +187,31 @@ async fn non_loopback_http_is_not_fetched() {
         .unwrap_err();
     assert!(err.to_string().contains("not allowed"), "{err}");
 }
+
+#[tokio::test]
+async fn private_key_for_other_purpose_still_fails() {
+    let mut encryption = private_key("enc-1");
+    encryption["use"] = json!("enc");
+    let server = KeyServer::start(json!({ "keys": [public_key("k1"), encryption] })).await;
+    let (fetcher, _clock) = fetcher();
+    let err = fetcher
+        .keys(&server.url(), KeyPurpose::Signature)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("private member"), "{err}");
+}
+
+#[tokio::test]
+async fn keys_for_other_purpose_are_skipped() {
+    let mut encryption = public_key("enc-1");
+    encryption["use"] = json!("enc");
+    let mut oaep = public_key("enc-2");
+    oaep["alg"] = json!("ECDH-ES+A256KW");
+    let server = KeyServer::start(json!({ "keys": [public_key("k1"), encryption, oaep] })).await;
+    let (fetcher, _clock) = fetcher();
+    let keys = fetcher
+        .keys(&server.url(), KeyPurpose::Signature)
+        .await
+        .unwrap();
+    assert_eq!(kids(&keys), vec!["k1"]);
+}

@@ -388,3 +388,20 @@ async fn malformed_body_is_invalid_client_metadata() {
         .unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_client_metadata").await;
 }
+
+#[tokio::test]
+async fn oversized_body_gets_json_413() {
+    let app = spawn(RegistrationPolicy::Open).await;
+    let request = json!({
+        "redirect_uris": ["https://rp.test/cb"],
+        "client_name": "x".repeat(70 * 1024),
+    });
+    let response = post(&app, &request, None).await;
+    let description = assert_error(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_client_metadata",
+    )
+    .await;
+    assert!(description.contains("65536 bytes"), "{description}");
+}

@@ -316,6 +316,24 @@ fn cases() -> Vec<(&'static str, Value, Registrar, Expect)> {
             Open,
             Rejected(METADATA, "jwks"),
         ),
+        (
+            "self-registered jwks_uri on loopback",
+            json!({ "redirect_uris": ["https://rp.test/cb"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://127.0.0.1:9000/jwks" }),
+            Trusted,
+            Rejected(METADATA, "jwks_uri"),
+        ),
+        (
+            "self-registered jwks_uri on private address",
+            json!({ "redirect_uris": ["https://rp.test/cb"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://10.0.0.5/jwks" }),
+            Open,
+            Rejected(METADATA, "jwks_uri"),
+        ),
+        (
+            "operator jwks_uri on loopback",
+            json!({ "redirect_uris": ["https://rp.test/cb"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://127.0.0.1:9000/jwks" }),
+            Admin,
+            Accepted,
+        ),
         // Scopes, algorithms, names.
         (
             "quote in scope",
