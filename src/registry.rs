@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::crypto::Digester;
-use crate::public_keys::KeySetFetcher;
-use crate::store::{Client, ResourceServer, Store, StoreError, CLIENTS_TOPIC, RESOURCES_TOPIC};
+use crate::public_keys::{FetchError, KeyPurpose, KeySetFetcher};
+use crate::store::{
+    Client, EncryptionKeySource, ResourceServer, Store, StoreError, CLIENTS_TOPIC, RESOURCES_TOPIC,
+};
 
 /// How often the change counters are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -107,6 +109,29 @@ impl Registry {
             store.resource_server(&id).await
         })
         .await
+    }
+
+    /// Returns the public key to encrypt `resource`'s access tokens to: its
+    /// inline JWK, or the first key of its fetched set. An error means the
+    /// resource server has no usable key, so no token may be issued for it.
+    pub async fn encryption_key(
+        &self,
+        resource: &ResourceServer,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, FetchError> {
+        match &resource.encryption_key {
+            EncryptionKeySource::Jwk(serde_json::Value::Object(jwk)) => Ok(jwk.clone()),
+            EncryptionKeySource::Jwk(_) => Err(FetchError::Failed {
+                url: resource.identifier.clone(),
+                message: "the stored encryption key is not a JSON object".into(),
+            }),
+            EncryptionKeySource::JwksUri(url) => {
+                let keys = self.key_sets().keys(url, KeyPurpose::Encryption).await?;
+                keys.into_iter().next().ok_or_else(|| FetchError::Failed {
+                    url: url.clone(),
+                    message: "the JWK Set has no encryption key".into(),
+                })
+            }
+        }
     }
 
     /// Returns the client if `secret` is its current secret.

@@ -61,3 +61,36 @@ async fn instances_share_changes_on_sqlite() {
 async fn instances_share_changes_on_postgres() {
     two_instances_share_changes(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn encryption_key_comes_inline_or_fetched() {
+    use crate::harness::key_server::KeyServer;
+    use serde_json::{json, Value};
+    use tessera::store::EncryptionKeySource;
+
+    let test = TestStore::new(Backend::Sqlite).await;
+    let registry = Registry::new(Arc::clone(&test.store), Arc::new(SystemClock));
+    let key = josekit::jwk::Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256)
+        .unwrap()
+        .to_public_key()
+        .unwrap();
+    let mut key = Value::Object(key.as_ref().clone());
+    key["kid"] = json!("enc-1");
+
+    let mut inline = crate::store_conformance::clients::sample_resource("https://rs1.test/", "i1");
+    inline.encryption_key = EncryptionKeySource::Jwk(key.clone());
+    let found = registry.encryption_key(&inline).await.unwrap();
+    assert_eq!(Value::Object(found), key);
+
+    let server = KeyServer::start(json!({ "keys": [key.clone()] })).await;
+    let mut fetched = inline.clone();
+    fetched.encryption_key = EncryptionKeySource::JwksUri(server.url());
+    let found = registry.encryption_key(&fetched).await.unwrap();
+    assert_eq!(found["kid"], "enc-1");
+    registry.encryption_key(&fetched).await.unwrap();
+    assert_eq!(server.hits(), 1);
+
+    let empty = KeyServer::start(json!({ "keys": [] })).await;
+    fetched.encryption_key = EncryptionKeySource::JwksUri(empty.url());
+    assert!(registry.encryption_key(&fetched).await.is_err());
+}

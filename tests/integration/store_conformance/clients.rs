@@ -58,7 +58,7 @@ pub fn sample_client(client_id: &str) -> Client {
     }
 }
 
-fn sample_resource(identifier: &str, introspection_client_id: &str) -> ResourceServer {
+pub fn sample_resource(identifier: &str, introspection_client_id: &str) -> ResourceServer {
     ResourceServer {
         identifier: identifier.to_owned(),
         name: "API".into(),
