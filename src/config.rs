@@ -54,6 +54,7 @@ pub struct Config {
     pub tokens: TokenLifetimes,
     pub argon2: Argon2Params,
     pub keys: KeySchedule,
+    pub registration: RegistrationSettings,
 }
 
 /// Log line format.
@@ -91,6 +92,27 @@ pub struct Argon2Params {
     pub max_concurrent: usize,
 }
 
+/// Dynamic client registration (`POST /register`, RFC 7591).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationSettings {
+    pub policy: RegistrationPolicy,
+}
+
+/// Who may register clients through `POST /register`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Registration is off; only the CLI creates clients.
+    #[default]
+    Closed,
+    /// Anyone may register a client limited to the built-in scopes.
+    Open,
+    /// A registration needs an initial access token from
+    /// `tessera clients initial-access-token`.
+    Token,
+}
+
 /// Signing-key rotation schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,6 +143,7 @@ impl Default for Config {
             tokens: TokenLifetimes::default(),
             argon2: Argon2Params::default(),
             keys: KeySchedule::default(),
+            registration: RegistrationSettings::default(),
         }
     }
 }
@@ -622,6 +645,18 @@ mod tests {
         .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("keys.publish_ahead"), "{message}");
+    }
+
+    #[test]
+    fn registration_policy_is_read_from_environment() {
+        let (config, _) = Config::load_from(None, []).unwrap();
+        assert_eq!(config.registration.policy, RegistrationPolicy::Closed);
+        let env = [("TESSERA_REGISTRATION__POLICY".to_owned(), "open".to_owned())];
+        let (config, ignored) = Config::load_from(None, env).unwrap();
+        assert!(ignored.is_empty());
+        assert_eq!(config.registration.policy, RegistrationPolicy::Open);
+        let err = load("[registration]\npolicy = \"anyone\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("registration.policy"), "{err}");
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! tokens are encrypted to the resource server they are meant for.
 
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod maintenance;
 pub mod oauth;
+pub mod public_keys;
+pub mod registry;
+pub mod resources;
 pub mod secret;
 pub mod server;
 pub mod store;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Digests bearer secrets and seals private keys.
     pub data_keys: DataKeys,
+    /// Cached clients and resource servers, and fetched client key sets.
+    pub registry: crate::registry::Registry,
 }
 
 /// A server bound to its listener and ready to run.

@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
 
+mod admin;
+mod clients;
 mod migrate;
 mod output;
+mod resources;
 mod serve;
 
 pub use output::Output;
@@ -44,6 +47,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+    /// Manage resource servers.
+    #[command(subcommand)]
+    Resources(resources::ResourcesCommand),
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -113,6 +122,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::run(config, args).await?,
         Command::Migrate => migrate::run(&config, &output).await?,
+        Command::Clients(command) => clients::run(&config, &output, command).await?,
+        Command::Resources(command) => resources::run(&config, &output, command).await?,
     }
     Ok(())
 }

@@ -46,11 +46,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
 
     let listen = config.listen;
+    let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
     let state = AppState {
         config: Arc::new(config),
         store,
         clock,
         data_keys,
+        registry,
     };
     let server = Server::bind(state.clone(), listen)
         .await

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(health::router())
+        .merge(crate::oauth::register::router())
         .layer(middleware)
         .with_state(state)
 }

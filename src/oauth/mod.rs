@@ -1,6 +1,7 @@
-//! OAuth 2.0 protocol rules, testable without HTTP, and later the
-//! endpoints that apply them.
+//! OAuth 2.0 endpoints and the protocol rules they apply, each rule
+//! testable without HTTP.
 
 pub mod assertion;
 pub mod credentials;
+pub mod register;
 pub mod scope;

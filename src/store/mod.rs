@@ -12,15 +12,21 @@ use async_trait::async_trait;
 
 pub mod access_tokens;
 mod assertion_jtis;
+mod clients;
 mod coordination;
 mod data_keys;
 mod postgres;
+mod resources;
 mod sqlite;
 
 pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
 pub use assertion_jtis::AssertionJtiStore;
+pub use clients::{
+    ApplicationType, AuthMethod, Client, ClientStore, InitialAccessToken, CLIENTS_TOPIC,
+};
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
+pub use resources::{EncryptionKeySource, ResourceServer, ResourceStore, RESOURCES_TOPIC};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -44,6 +50,10 @@ pub enum StoreError {
     SchemaBehind { missing: i64 },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    #[error("{what} {id} already exists")]
+    AlreadyExists { what: &'static str, id: String },
+    #[error("stored {what} is malformed: {message}")]
+    Malformed { what: &'static str, message: String },
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -71,7 +81,15 @@ impl Backend {
 /// of the same name; `Store` gathers them.
 #[async_trait]
 pub trait Store:
-    AccessTokenStore + AssertionJtiStore + CoordinationStore + DataKeyStore + Send + Sync + 'static
+    AccessTokenStore
+    + AssertionJtiStore
+    + ClientStore
+    + CoordinationStore
+    + DataKeyStore
+    + ResourceStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 
@@ -95,6 +113,39 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }
+}
+
+/// Maps a unique-constraint violation to `AlreadyExists`, anything else to
+/// a database error.
+fn insert_error(err: sqlx::Error, what: &'static str, id: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists {
+            what,
+            id: id.to_owned(),
+        },
+        _ => StoreError::Database(err),
+    }
+}
+
+/// Encodes a list as the JSON text stored in list-valued columns.
+fn encode_list(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
+}
+
+/// Decodes a list-valued column.
+fn decode_list(what: &'static str, text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Malformed {
+        what,
+        message: err.to_string(),
+    })
+}
+
+/// Decodes a JSON-valued column.
+fn decode_json(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Malformed {
+        what,
+        message: err.to_string(),
+    })
 }
 
 /// Removes the password from a database URL so it can be printed.

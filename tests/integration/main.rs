@@ -3,8 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_cli;
 mod cli;
 mod compose;
 mod harness;
+mod key_sets;
+mod registration;
+mod registry;
 mod server;
 mod store_conformance;

@@ -570,3 +570,5 @@ async fn run_sql(url: &str, sql: &str) {
         sqlx::query(sql).execute(&mut connection).await.unwrap();
     }
 }
+
+pub mod clients;

@@ -19,8 +19,10 @@ use super::{
 
 mod access_tokens;
 mod assertion_jtis;
+mod clients;
 mod coordination;
 mod data_keys;
+mod resources;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

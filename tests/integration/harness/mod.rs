@@ -1,5 +1,6 @@
 //! Test harness: stores on both backends and a real server on port 0.
 
+pub mod key_server;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -61,6 +62,12 @@ pub struct TestApp {
     /// The store behind the server; it also keeps a SQLite folder alive.
     #[allow(dead_code)]
     pub store: TestStore,
+    /// Base64 master key of the server, for CLI runs against its store.
+    #[allow(dead_code)]
+    pub master_key: String,
+    /// The server's state, for checks through its caches and data keys.
+    #[allow(dead_code)]
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -70,23 +77,31 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: TestStore) -> Self {
+        Self::spawn_with_config(store, Config::default()).await
+    }
+
+    /// Starts a server on `store` with `config` (its `database_url` is set
+    /// to the store's).
+    pub async fn spawn_with_config(store: TestStore, config: Config) -> Self {
         init_logs();
         let config = Config {
             database_url: Some(store.url.clone()),
-            ..Config::default()
+            ..config
         };
         let clock = Arc::new(SystemClock);
         let master_key = MasterKey::generate();
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
             .expect("data keys load");
+        let registry = tessera::registry::Registry::new(store.store.clone(), clock.clone());
         let state = AppState {
             config: Arc::new(config),
             store: store.store.clone(),
             clock,
             data_keys,
+            registry,
         };
-        let server = Server::bind(state, "127.0.0.1:0".parse().expect("address"))
+        let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("address"))
             .await
             .expect("server binds");
         let address = server.local_addr().expect("local address");
@@ -98,6 +113,8 @@ impl TestApp {
             address,
             client: reqwest::Client::new(),
             store,
+            master_key: master_key.to_base64().to_string(),
+            state,
             shutdown: Some(shutdown),
         }
     }

@@ -1,0 +1,388 @@
+//! Public keys that clients and resource servers register: checks that a
+//! JWK or JWK Set holds only usable public keys, and RFC 7638 thumbprints.
+//!
+//! Private or symmetric key material is rejected rather than stripped, so an
+//! operator learns that a private key reached a file it should never have
+//! been in (RFC 7517 section 9.2). The same checks run on keys given to the
+//! CLI, registered through `POST /register`, and fetched from a `jwks_uri`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use josekit::jwk::Jwk;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+mod fetch;
+
+pub use fetch::{url_allowed, FetchError, KeySetFetcher, FETCH_COOLDOWN};
+
+/// JWK members that only a private or symmetric key has (RFC 7518 section 6).
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Smallest RSA modulus accepted, in bits (RFC 7518 section 3.3).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Purpose of a registered key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Verifying a client's `private_key_jwt` assertions.
+    Signature,
+    /// Encrypting access tokens to a resource server.
+    Encryption,
+}
+
+impl KeyPurpose {
+    fn use_value(self) -> &'static str {
+        match self {
+            KeyPurpose::Signature => "sig",
+            KeyPurpose::Encryption => "enc",
+        }
+    }
+}
+
+/// A key that cannot be registered, with the reason in words an operator
+/// can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+fn reject(message: impl Into<String>) -> KeyError {
+    KeyError(message.into())
+}
+
+/// Finds private or symmetric material in any key of a JWK Set, whatever
+/// the key's purpose; returns the reason it is rejected.
+pub fn secret_material(set: &Value) -> Option<KeyError> {
+    let keys = set.get("keys").and_then(Value::as_array)?;
+    keys.iter().enumerate().find_map(|(index, key)| {
+        let members = key.as_object()?;
+        let private = PRIVATE_MEMBERS
+            .iter()
+            .find(|member| members.contains_key(**member));
+        let symmetric = members.get("kty").and_then(Value::as_str) == Some("oct");
+        match (private, symmetric) {
+            (Some(member), _) => Some(reject(format!(
+                "key {index} of the JWK Set contains the private member \"{member}\""
+            ))),
+            (None, true) => Some(reject(format!(
+                "key {index} of the JWK Set is a symmetric key (kty \"oct\")"
+            ))),
+            (None, false) => None,
+        }
+    })
+}
+
+/// Returns the purpose an `alg` value belongs to, if it names a JWS or a
+/// JWE key-management algorithm.
+pub fn alg_purpose(alg: &str) -> Option<KeyPurpose> {
+    const JWE_PREFIXES: &[&str] = &[
+        "RSA-OAEP", "RSA1_5", "ECDH-ES", "A128", "A192", "A256", "PBES2", "dir",
+    ];
+    const JWS_PREFIXES: &[&str] = &["RS", "PS", "ES", "HS", "EdDSA"];
+    if JWE_PREFIXES.iter().any(|prefix| alg.starts_with(prefix)) {
+        Some(KeyPurpose::Encryption)
+    } else if JWS_PREFIXES.iter().any(|prefix| alg.starts_with(prefix)) {
+        Some(KeyPurpose::Signature)
+    } else {
+        None
+    }
+}
+
+/// Checks one public JWK for `purpose` and returns it, with its RFC 7638
+/// thumbprint as `kid` when it has none.
+pub fn check_public_jwk(jwk: &Value, purpose: KeyPurpose) -> Result<Map<String, Value>, KeyError> {
+    let Value::Object(members) = jwk else {
+        return Err(reject("a JWK must be a JSON object"));
+    };
+    if let Some(member) = PRIVATE_MEMBERS
+        .iter()
+        .find(|member| members.contains_key(**member))
+    {
+        return Err(reject(format!(
+            "the key contains the private member \"{member}\"; register the public key only \
+             (the private half must stay with its owner)"
+        )));
+    }
+    let kty = string_member(members, "kty")?.unwrap_or_default();
+    if kty == "oct" {
+        return Err(reject(
+            "symmetric keys (kty \"oct\") are not accepted; register a public RSA, EC or OKP key",
+        ));
+    }
+    if let Some(key_use) = string_member(members, "use")? {
+        if key_use != purpose.use_value() {
+            return Err(reject(format!(
+                "the key has \"use\": \"{key_use}\" but must be usable for \"{}\"",
+                purpose.use_value()
+            )));
+        }
+    }
+    let alg = string_member(members, "alg")?;
+    check_alg(alg, purpose)?;
+    match kty {
+        "RSA" => check_rsa(members)?,
+        "EC" => check_curve(members, purpose, &[("P-256", 32), ("P-384", 48)], true)?,
+        "OKP" => {
+            let curve = match purpose {
+                KeyPurpose::Signature => ("Ed25519", 32),
+                KeyPurpose::Encryption => ("X25519", 32),
+            };
+            check_curve(members, purpose, &[curve], false)?
+        }
+        "" => return Err(reject("the key has no \"kty\"")),
+        other => {
+            return Err(reject(format!(
+                "unsupported key type \"{other}\"; use RSA, EC or OKP"
+            )))
+        }
+    }
+    let mut checked = members.clone();
+    match string_member(members, "kid")? {
+        Some("") => return Err(reject("the key has an empty \"kid\"")),
+        Some(_) => {}
+        None => {
+            checked.insert("kid".into(), Value::String(thumbprint(members)?));
+        }
+    }
+    check_usable(&checked, purpose)?;
+    Ok(checked)
+}
+
+/// Checks a JWK Set (`{"keys": [...]}`) for `purpose`: at least one key,
+/// each public and usable, `kid`s distinct. Returns the set with a `kid` on
+/// every key.
+pub fn check_public_jwks(set: &Value, purpose: KeyPurpose) -> Result<Value, KeyError> {
+    let keys = set
+        .as_object()
+        .and_then(|members| members.get("keys"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| reject("a JWK Set must be an object with a \"keys\" array"))?;
+    if keys.is_empty() {
+        return Err(reject("the JWK Set has no keys"));
+    }
+    let mut checked = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        let key = check_public_jwk(key, purpose)
+            .map_err(|err| reject(format!("key {index} of the JWK Set: {err}")))?;
+        let kid = key.get("kid").cloned();
+        if checked
+            .iter()
+            .any(|other: &Map<String, Value>| other.get("kid") == kid.as_ref())
+        {
+            return Err(reject(format!(
+                "key {index} of the JWK Set repeats the kid of an earlier key"
+            )));
+        }
+        checked.push(key);
+    }
+    let keys: Vec<Value> = checked.into_iter().map(Value::Object).collect();
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
+/// Reads a key file given to the CLI: one public JWK or a JWK Set. Returns
+/// the checked keys, each with a `kid`.
+pub fn read_key_file(text: &str, purpose: KeyPurpose) -> Result<Vec<Value>, KeyError> {
+    if text.contains("-----BEGIN") {
+        let kind = if text.contains("PRIVATE KEY") {
+            "a PEM private key"
+        } else {
+            "PEM"
+        };
+        return Err(reject(format!(
+            "the file contains {kind}; give the public key as a JWK or JWK Set (JSON)"
+        )));
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|err| reject(format!("the file is not a JSON JWK or JWK Set: {err}")))?;
+    if value.get("keys").is_some() {
+        let set = check_public_jwks(&value, purpose)?;
+        Ok(set
+            .get("keys")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    } else {
+        Ok(vec![Value::Object(check_public_jwk(&value, purpose)?)])
+    }
+}
+
+/// Computes the RFC 7638 JWK thumbprint (SHA-256, base64url): the digest of
+/// the key's required members in lexicographic order, without whitespace.
+pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, KeyError> {
+    let required: &[&str] = match jwk.get("kty").and_then(Value::as_str) {
+        Some("RSA") => &["e", "kty", "n"],
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("OKP") => &["crv", "kty", "x"],
+        _ => return Err(reject("cannot compute a thumbprint for this key type")),
+    };
+    // Each `required` list is sorted, so the members come out in the
+    // lexicographic order RFC 7638 section 3 requires, whether the Map
+    // sorts its keys or keeps insertion order (serde_json's preserve_order).
+    let mut canonical = Map::new();
+    for member in required {
+        let value = jwk
+            .get(*member)
+            .and_then(Value::as_str)
+            .ok_or_else(|| reject(format!("the key has no \"{member}\"")))?;
+        canonical.insert((*member).to_owned(), Value::String(value.to_owned()));
+    }
+    let text = Value::Object(canonical).to_string();
+    Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes())))
+}
+
+fn string_member<'a>(
+    members: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, KeyError> {
+    match members.get(name) {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(reject(format!(
+            "the key member \"{name}\" must be a string"
+        ))),
+    }
+}
+
+fn check_alg(alg: Option<&str>, purpose: KeyPurpose) -> Result<(), KeyError> {
+    let Some(alg) = alg else {
+        return Ok(());
+    };
+    let allowed: &[&str] = match purpose {
+        KeyPurpose::Signature => &[
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+        ],
+        KeyPurpose::Encryption => &["RSA-OAEP-256", "ECDH-ES+A256KW"],
+    };
+    if alg == "RSA1_5" {
+        return Err(reject(
+            "\"alg\": \"RSA1_5\" is not accepted (RSAES-PKCS1-v1_5 is open to padding-oracle \
+             attacks); use RSA-OAEP-256",
+        ));
+    }
+    if !allowed.contains(&alg) {
+        return Err(reject(format!(
+            "\"alg\": \"{alg}\" is not accepted here; use one of {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn decode_member(members: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeyError> {
+    let text = string_member(members, name)?
+        .ok_or_else(|| reject(format!("the key has no \"{name}\"")))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| reject(format!("the key member \"{name}\" is not base64url")))
+}
+
+fn check_rsa(members: &Map<String, Value>) -> Result<(), KeyError> {
+    let modulus = decode_member(members, "n")?;
+    let exponent = decode_member(members, "e")?;
+    let leading_zeros = modulus.iter().take_while(|byte| **byte == 0).count();
+    let significant = &modulus[leading_zeros..];
+    let bits = match significant.first() {
+        Some(first) => significant.len() * 8 - first.leading_zeros() as usize,
+        None => 0,
+    };
+    if bits < MIN_RSA_BITS {
+        return Err(reject(format!(
+            "the RSA key has a {bits}-bit modulus; at least {MIN_RSA_BITS} bits are required"
+        )));
+    }
+    if exponent.is_empty() {
+        return Err(reject("the RSA key has an empty exponent \"e\""));
+    }
+    Ok(())
+}
+
+fn check_curve(
+    members: &Map<String, Value>,
+    purpose: KeyPurpose,
+    curves: &[(&str, usize)],
+    has_y: bool,
+) -> Result<(), KeyError> {
+    let crv = string_member(members, "crv")?.unwrap_or_default();
+    let Some((_, length)) = curves.iter().find(|(name, _)| *name == crv) else {
+        let names: Vec<&str> = curves.iter().map(|(name, _)| *name).collect();
+        return Err(reject(format!(
+            "curve \"{crv}\" is not accepted for {} keys; use {}",
+            purpose.use_value(),
+            names.join(" or ")
+        )));
+    };
+    let mut coordinates = vec!["x"];
+    if has_y {
+        coordinates.push("y");
+    }
+    for coordinate in coordinates {
+        if decode_member(members, coordinate)?.len() != *length {
+            return Err(reject(format!(
+                "the key member \"{coordinate}\" has the wrong length for curve {crv}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a josekit encrypter or verifier from the key, which also checks
+/// that an EC point lies on its curve.
+fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(), KeyError> {
+    let unusable = |err: josekit::JoseError| reject(format!("the key is not usable: {err}"));
+    let jwk = Jwk::from_map(members.clone()).map_err(unusable)?;
+    let kty = jwk.key_type().to_owned();
+    let crv = jwk.curve().unwrap_or_default().to_owned();
+    match (purpose, kty.as_str()) {
+        (KeyPurpose::Encryption, "RSA") => {
+            josekit::jwe::RSA_OAEP_256
+                .encrypter_from_jwk(&jwk)
+                .map_err(unusable)?;
+        }
+        (KeyPurpose::Encryption, _) => {
+            josekit::jwe::ECDH_ES_A256KW
+                .encrypter_from_jwk(&jwk)
+                .map_err(unusable)?;
+        }
+        (KeyPurpose::Signature, "RSA") => {
+            let alg = jwk.algorithm().unwrap_or("RS256").to_owned();
+            if alg.starts_with("PS") {
+                rsa_pss(&alg).verifier_from_jwk(&jwk).map_err(unusable)?;
+            } else {
+                rsa_pkcs1(&alg).verifier_from_jwk(&jwk).map_err(unusable)?;
+            }
+        }
+        (KeyPurpose::Signature, "EC") => {
+            let algorithm = if crv == "P-384" {
+                josekit::jws::ES384
+            } else {
+                josekit::jws::ES256
+            };
+            algorithm.verifier_from_jwk(&jwk).map_err(unusable)?;
+        }
+        (KeyPurpose::Signature, _) => {
+            josekit::jws::EdDSA
+                .verifier_from_jwk(&jwk)
+                .map_err(unusable)?;
+        }
+    }
+    Ok(())
+}
+
+fn rsa_pkcs1(alg: &str) -> josekit::jws::alg::rsassa::RsassaJwsAlgorithm {
+    match alg {
+        "RS384" => josekit::jws::RS384,
+        "RS512" => josekit::jws::RS512,
+        _ => josekit::jws::RS256,
+    }
+}
+
+fn rsa_pss(alg: &str) -> josekit::jws::alg::rsassa_pss::RsassaPssJwsAlgorithm {
+    match alg {
+        "PS384" => josekit::jws::PS384,
+        "PS512" => josekit::jws::PS512,
+        _ => josekit::jws::PS256,
+    }
+}
+
+#[cfg(test)]
+mod tests;

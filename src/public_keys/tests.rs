@@ -1,0 +1,152 @@
+use josekit::jwk::alg::ec::EcCurve;
+use josekit::jwk::alg::ecx::EcxCurve;
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jwk::Jwk;
+use serde_json::{json, Value};
+
+use super::*;
+
+fn to_value(jwk: &Jwk) -> Value {
+    Value::Object(jwk.as_ref().clone())
+}
+
+fn ec_pair() -> (Value, Value) {
+    let private = Jwk::generate_ec_key(EcCurve::P256).unwrap();
+    let public = private.to_public_key().unwrap();
+    (to_value(&private), to_value(&public))
+}
+
+fn rfc7638_key() -> Value {
+    serde_json::from_str(include_str!("../../tests/fixtures/rfc7638-rsa.json")).unwrap()
+}
+
+#[test]
+fn thumbprint_matches_rfc7638_example() {
+    let key = rfc7638_key();
+    let thumbprint = thumbprint(key.as_object().unwrap()).unwrap();
+    assert_eq!(thumbprint, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+}
+
+#[test]
+fn key_without_kid_gets_its_thumbprint() {
+    let (_, public) = ec_pair();
+    let checked = check_public_jwk(&public, KeyPurpose::Encryption).unwrap();
+    let expected = thumbprint(public.as_object().unwrap()).unwrap();
+    assert_eq!(checked["kid"], json!(expected));
+}
+
+#[test]
+fn public_keys_of_each_type_are_accepted() {
+    let (_, ec) = ec_pair();
+    assert!(check_public_jwk(&ec, KeyPurpose::Encryption).is_ok());
+    assert!(check_public_jwk(&ec, KeyPurpose::Signature).is_ok());
+
+    let p384 = Jwk::generate_ec_key(EcCurve::P384).unwrap();
+    let p384 = to_value(&p384.to_public_key().unwrap());
+    assert!(check_public_jwk(&p384, KeyPurpose::Encryption).is_ok());
+
+    let x25519 = Jwk::generate_ecx_key(EcxCurve::X25519).unwrap();
+    let x25519 = to_value(&x25519.to_public_key().unwrap());
+    assert!(check_public_jwk(&x25519, KeyPurpose::Encryption).is_ok());
+    assert!(check_public_jwk(&x25519, KeyPurpose::Signature).is_err());
+
+    let ed25519 = Jwk::generate_ed_key(EdCurve::Ed25519).unwrap();
+    let ed25519 = to_value(&ed25519.to_public_key().unwrap());
+    assert!(check_public_jwk(&ed25519, KeyPurpose::Signature).is_ok());
+    assert!(check_public_jwk(&ed25519, KeyPurpose::Encryption).is_err());
+
+    let rsa = rfc7638_key();
+    assert!(check_public_jwk(&rsa, KeyPurpose::Signature).is_ok());
+}
+
+#[test]
+fn private_members_are_rejected() {
+    let (private, _) = ec_pair();
+    let err = check_public_jwk(&private, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("private member \"d\""), "{err}");
+
+    let rsa = Jwk::generate_rsa_key(2048).unwrap();
+    let err = check_public_jwk(&to_value(&rsa), KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("private member"), "{err}");
+}
+
+#[test]
+fn symmetric_keys_are_rejected() {
+    let oct = json!({ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0" });
+    let err = check_public_jwk(&oct, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("private member \"k\""), "{err}");
+
+    let oct_without_k = json!({ "kty": "oct" });
+    let err = check_public_jwk(&oct_without_k, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("symmetric"), "{err}");
+}
+
+#[test]
+fn weak_rsa_key_is_rejected() {
+    let weak = Jwk::generate_rsa_key(1024)
+        .unwrap()
+        .to_public_key()
+        .unwrap();
+    let err = check_public_jwk(&to_value(&weak), KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("1024-bit"), "{err}");
+}
+
+#[test]
+fn rsa1_5_is_rejected() {
+    let mut key = rfc7638_key();
+    key["alg"] = json!("RSA1_5");
+    let err = check_public_jwk(&key, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("RSA1_5"), "{err}");
+    assert!(err.0.contains("RSA-OAEP-256"), "{err}");
+}
+
+#[test]
+fn wrong_use_is_rejected() {
+    let (_, mut public) = ec_pair();
+    public["use"] = json!("sig");
+    let err = check_public_jwk(&public, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("\"use\": \"sig\""), "{err}");
+}
+
+#[test]
+fn point_off_the_curve_is_rejected() {
+    let (_, mut public) = ec_pair();
+    // A y coordinate of the right length that does not fit x.
+    public["y"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert!(check_public_jwk(&public, KeyPurpose::Encryption).is_err());
+}
+
+#[test]
+fn key_file_accepts_one_jwk_or_a_set() {
+    let (_, public) = ec_pair();
+    let one = read_key_file(&public.to_string(), KeyPurpose::Encryption).unwrap();
+    assert_eq!(one.len(), 1);
+    let (_, other) = ec_pair();
+    let set = json!({ "keys": [public, other] });
+    let two = read_key_file(&set.to_string(), KeyPurpose::Encryption).unwrap();
+    assert_eq!(two.len(), 2);
+}
+
+#[test]
+fn key_file_with_a_private_key_is_rejected() {
+    let (private, public) = ec_pair();
+    let mixed = json!({ "keys": [public, private] });
+    let err = read_key_file(&mixed.to_string(), KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("key 1 of the JWK Set"), "{err}");
+    assert!(err.0.contains("private member"), "{err}");
+
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+    let err = read_key_file(pem, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("PEM private key"), "{err}");
+}
+
+#[test]
+fn repeated_kids_are_rejected() {
+    let (_, mut first) = ec_pair();
+    let (_, mut second) = ec_pair();
+    first["kid"] = json!("k1");
+    second["kid"] = json!("k1");
+    let set = json!({ "keys": [first, second] });
+    let err = check_public_jwks(&set, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("repeats the kid"), "{err}");
+}
