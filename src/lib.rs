@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod store;

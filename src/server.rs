@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::DataKeys;
+use crate::keys::KeyRing;
 use crate::store::Store;
 
 /// State shared by every request handler.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Digests bearer secrets and seals private keys.
     pub data_keys: DataKeys,
+    /// Tessera's signing and encryption keys, kept loaded by the key manager.
+    pub keys: Arc<KeyRing>,
 }
 
 /// A server bound to its listener and ready to run.

@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
+use crate::keys::{KeyManager, KeySettings};
 use crate::server::{self, AppState, Server};
 use crate::store::{self, Backend, Store};
 
@@ -44,12 +45,27 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
 
+    let key_manager = Arc::new(KeyManager::new(
+        Arc::clone(&store),
+        data_keys.sealer.clone(),
+        Arc::clone(&clock),
+        KeySettings::from_config(&config),
+    ));
+    key_manager
+        .bootstrap()
+        .await
+        .context("cannot load the signing and encryption keys")?;
+    tracing::info!("key ring loaded");
+    let keys = key_manager.ring();
+    let scheduler = key_manager.spawn();
+
     let listen = config.listen;
     let state = AppState {
         config: Arc::new(config),
         store,
         clock,
         data_keys,
+        keys,
     };
     let server = Server::bind(state.clone(), listen)
         .await
@@ -57,7 +73,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = server.local_addr()?;
     tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
 
-    server.run(server::shutdown_signal()).await?;
+    let served = server.run(server::shutdown_signal()).await;
+    scheduler.abort();
+    served?;
     tracing::info!("tessera stopped");
     Ok(())
 }

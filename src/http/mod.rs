@@ -12,6 +12,7 @@ use tower_http::trace::TraceLayer;
 use crate::server::AppState;
 
 mod health;
+mod jwks;
 
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(health::router())
+        .merge(jwks::router())
         .layer(middleware)
         .with_state(state)
 }

@@ -12,11 +12,13 @@ use async_trait::async_trait;
 
 mod coordination;
 mod data_keys;
+mod keys;
 mod postgres;
 mod sqlite;
 
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
+pub use keys::{KeyChanges, KeyStore, KeyTimes, StoredKey};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -66,7 +68,7 @@ impl Backend {
 /// its own trait in its own module, implemented by each backend in a file
 /// of the same name; `Store` gathers them.
 #[async_trait]
-pub trait Store: CoordinationStore + DataKeyStore + Send + Sync + 'static {
+pub trait Store: CoordinationStore + DataKeyStore + KeyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

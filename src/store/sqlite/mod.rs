@@ -19,6 +19,7 @@ use super::{
 
 mod coordination;
 mod data_keys;
+mod keys;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

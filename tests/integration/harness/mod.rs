@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::crypto::{DataKeys, MasterKey};
+use tessera::keys::{KeyManager, KeySettings};
 use tessera::server::{AppState, Server};
 use tessera::store::{self, Store};
 use tokio::sync::oneshot;
@@ -61,6 +62,10 @@ pub struct TestApp {
     /// The store behind the server; it also keeps a SQLite folder alive.
     #[allow(dead_code)]
     pub store: TestStore,
+    /// The key manager whose ring the server uses; its scheduler task runs.
+    #[allow(dead_code)]
+    pub keys: Arc<KeyManager>,
+    scheduler: tokio::task::AbortHandle,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -70,21 +75,35 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: TestStore) -> Self {
+        Self::spawn_configured(store, Config::default(), Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server on `store` with `config` (its `database_url` is set
+    /// to the store's) and `clock`.
+    pub async fn spawn_configured(store: TestStore, config: Config, clock: Arc<dyn Clock>) -> Self {
         init_logs();
         let config = Config {
             database_url: Some(store.url.clone()),
-            ..Config::default()
+            ..config
         };
-        let clock = Arc::new(SystemClock);
         let master_key = MasterKey::generate();
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
             .expect("data keys load");
+        let keys = Arc::new(KeyManager::new(
+            store.store.clone(),
+            data_keys.sealer.clone(),
+            Arc::clone(&clock),
+            KeySettings::from_config(&config),
+        ));
+        keys.bootstrap().await.expect("key ring loads");
+        let scheduler = Arc::clone(&keys).spawn().abort_handle();
         let state = AppState {
             config: Arc::new(config),
             store: store.store.clone(),
             clock,
             data_keys,
+            keys: keys.ring(),
         };
         let server = Server::bind(state, "127.0.0.1:0".parse().expect("address"))
             .await
@@ -98,6 +117,8 @@ impl TestApp {
             address,
             client: reqwest::Client::new(),
             store,
+            keys,
+            scheduler,
             shutdown: Some(shutdown),
         }
     }
@@ -117,6 +138,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.scheduler.abort();
         if let Some(shutdown) = self.shutdown.take() {
             shutdown.send(()).ok();
         }
