@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
 
+mod keys;
+mod master_key;
 mod migrate;
 mod output;
 mod serve;
@@ -44,6 +46,16 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect, rotate and revoke Tessera's signing and encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Re-wrap the data keys under a new master key.
+    MasterKey {
+        #[command(subcommand)]
+        command: master_key::MasterKeyCommand,
+    },
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -113,6 +125,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::run(config, args).await?,
         Command::Migrate => migrate::run(&config, &output).await?,
+        Command::Keys { command } => keys::run(&config, command, &output).await?,
+        Command::MasterKey { command } => master_key::run(&config, command, &output).await?,
     }
     Ok(())
 }

@@ -119,17 +119,42 @@ pub struct PlannedKey {
 
 /// A `rotate` that would promote a `next` key that caches may not hold yet.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the next {alg} key {kid} was published at {published_at}, so JWKS caches may not hold it \
-     until {ready_at}; run `tessera keys rotate` again after that, or add --force to promote \
-     it now (for a compromised key: tokens from verifiers with an older JWKS fail until their \
-     caches refresh)"
-)]
 pub struct RotationRefused {
     pub alg: KeyAlg,
-    pub kid: String,
+    /// The `next` key's kid; `None` when it would be created by this very
+    /// rotation because the slot had none.
+    pub kid: Option<String>,
     pub published_at: DateTime<Utc>,
     pub ready_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for RotationRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::SecondsFormat::Secs;
+        // Rounded up, so that the printed instant is never too early.
+        let ready = (self.ready_at + Duration::milliseconds(999)).to_rfc3339_opts(Secs, true);
+        match &self.kid {
+            Some(kid) => write!(
+                f,
+                "the next {} key {kid} was published at {}, so JWKS caches may not hold it \
+                 before {ready}",
+                self.alg,
+                self.published_at.to_rfc3339_opts(Secs, true),
+            )?,
+            None => write!(
+                f,
+                "{} has no next key yet, so one would be published now and JWKS caches \
+                 may not hold it before {ready}",
+                self.alg,
+            )?,
+        }
+        write!(
+            f,
+            "; run the rotation again after that, or add --force to promote at once (for a \
+             compromised key: verifiers with an older cached JWKS reject new tokens until \
+             their caches refresh)"
+        )
+    }
 }
 
 /// What a revocation changed.
@@ -219,10 +244,7 @@ impl Plan {
         if !force && now < ready_at {
             return Err(RotationRefused {
                 alg,
-                kid: self.keys[next]
-                    .kid
-                    .clone()
-                    .unwrap_or_else(|| "(new)".to_owned()),
+                kid: self.keys[next].kid.clone(),
                 published_at,
                 ready_at,
             });
@@ -369,5 +391,264 @@ impl Plan {
             },
         });
         self.keys.len() - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::keys::SigningAlg;
+
+    const ES256: KeyAlg = KeyAlg::Signing(SigningAlg::ES256);
+
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn schedule(rotation_hours: i64) -> Schedule {
+        Schedule {
+            rotation_period: Duration::hours(rotation_hours),
+            publish_ahead: Duration::minutes(30),
+            retention: Duration::minutes(61),
+            cache_lifetime: Duration::minutes(6),
+        }
+    }
+
+    /// The stored keys of a simulated store, with kids assigned in order.
+    #[derive(Default)]
+    struct Keys {
+        rows: Vec<(String, KeyAlg, KeyTimes)>,
+        created: usize,
+    }
+
+    impl Keys {
+        fn plan(&self) -> Plan {
+            Plan::new(self.rows.clone())
+        }
+
+        fn apply(&mut self, plan: &Plan) {
+            let changes = plan.changes();
+            self.rows
+                .retain(|(kid, _, _)| !changes.deleted.contains(kid));
+            for (kid, times) in changes.updated {
+                let row = self.rows.iter_mut().find(|(id, _, _)| *id == kid).unwrap();
+                row.2 = times;
+            }
+            for (alg, times) in changes.new_keys {
+                self.created += 1;
+                self.rows.push((format!("k{}", self.created), alg, times));
+            }
+        }
+
+        fn tick(&mut self, schedule: &Schedule, now: DateTime<Utc>) {
+            let mut plan = self.plan();
+            plan.schedule_due(&[ES256], schedule, now);
+            self.apply(&plan);
+        }
+
+        fn in_state(&self, wanted: KeyState, now: DateTime<Utc>) -> Vec<String> {
+            self.rows
+                .iter()
+                .filter(|(_, _, times)| state(times, now) == wanted)
+                .map(|(kid, _, _)| kid.clone())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn state_follows_times() {
+        let t = start();
+        let times = KeyTimes {
+            created_at: t,
+            activates_at: t + Duration::hours(1),
+            retires_at: Some(t + Duration::hours(2)),
+            removes_at: Some(t + Duration::hours(3)),
+            revoked_at: None,
+        };
+        assert_eq!(state(&times, t), KeyState::Next);
+        assert_eq!(state(&times, t + Duration::hours(1)), KeyState::Current);
+        assert_eq!(state(&times, t + Duration::hours(2)), KeyState::Retired);
+        assert_eq!(state(&times, t + Duration::hours(3)), KeyState::Removed);
+        assert!(!is_published(&times, t - Duration::seconds(1)));
+        let revoked = KeyTimes {
+            revoked_at: Some(t + Duration::minutes(90)),
+            ..times
+        };
+        assert_eq!(
+            state(&revoked, t + Duration::minutes(89)),
+            KeyState::Current
+        );
+        assert_eq!(
+            state(&revoked, t + Duration::minutes(90)),
+            KeyState::Removed
+        );
+    }
+
+    #[test]
+    fn empty_slot_gets_current_and_scheduled_next() {
+        let mut keys = Keys::default();
+        keys.tick(&schedule(24), start());
+        assert_eq!(keys.in_state(KeyState::Current, start()), vec!["k1"]);
+        assert_eq!(keys.in_state(KeyState::Next, start()), vec!["k2"]);
+        let current = keys.rows[0].2;
+        let next = keys.rows[1].2;
+        assert_eq!(next.activates_at, start() + Duration::hours(24));
+        assert_eq!(current.retires_at, Some(next.activates_at));
+        assert_eq!(
+            current.removes_at,
+            Some(next.activates_at + Duration::minutes(61))
+        );
+        let mut again = keys.plan();
+        again.schedule_due(&[ES256], &schedule(24), start());
+        assert!(again.changes().is_empty());
+    }
+
+    #[test]
+    fn next_is_published_ahead_after_each_activation() {
+        let mut keys = Keys::default();
+        let schedule = schedule(24);
+        keys.tick(&schedule, start());
+        let promoted = start() + Duration::hours(24);
+        keys.tick(&schedule, promoted);
+        assert_eq!(keys.in_state(KeyState::Current, promoted), vec!["k2"]);
+        assert_eq!(keys.in_state(KeyState::Retired, promoted), vec!["k1"]);
+        assert_eq!(keys.in_state(KeyState::Next, promoted), vec!["k3"]);
+        let next = keys.rows[2].2;
+        assert_eq!(next.created_at, promoted);
+        assert_eq!(next.activates_at, promoted + Duration::hours(24));
+
+        // A scheduler that was down for a whole period publishes the next
+        // key at least `publish_ahead` before it signs anything.
+        let late = promoted + Duration::hours(48);
+        keys.tick(&schedule, late);
+        let newest = keys.rows.last().unwrap().2;
+        assert_eq!(newest.activates_at, late + Duration::minutes(30));
+        assert_eq!(keys.in_state(KeyState::Removed, late), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rotate_waits_for_caches_unless_forced() {
+        let mut keys = Keys::default();
+        let schedule = schedule(24);
+        keys.tick(&schedule, start());
+        let early = start() + Duration::minutes(5);
+        let refused = keys
+            .plan()
+            .rotate(ES256, &schedule, early, false)
+            .unwrap_err();
+        assert_eq!(refused.kid.as_deref(), Some("k2"));
+        assert_eq!(refused.ready_at, start() + Duration::minutes(6));
+        assert!(refused.to_string().contains("--force"), "{refused}");
+
+        let mut forced = keys.plan();
+        forced.rotate(ES256, &schedule, early, true).unwrap();
+        keys.apply(&forced);
+        assert_eq!(keys.in_state(KeyState::Current, early), vec!["k2"]);
+        assert_eq!(keys.in_state(KeyState::Retired, early), vec!["k1"]);
+        assert_eq!(keys.in_state(KeyState::Next, early), vec!["k3"]);
+
+        let ready = early + Duration::minutes(6);
+        let mut plan = keys.plan();
+        plan.rotate(ES256, &schedule, ready, false).unwrap();
+        keys.apply(&plan);
+        assert_eq!(keys.in_state(KeyState::Current, ready), vec!["k3"]);
+        assert_eq!(keys.in_state(KeyState::Next, ready), vec!["k4"]);
+    }
+
+    #[test]
+    fn revoking_current_promotes_next() {
+        let mut keys = Keys::default();
+        let schedule = schedule(24);
+        keys.tick(&schedule, start());
+        let now = start() + Duration::hours(1);
+        let mut plan = keys.plan();
+        let revocation = plan.revoke("k1", &[ES256], &schedule, now).unwrap();
+        assert_eq!(revocation.previous_state, KeyState::Current);
+        keys.apply(&plan);
+        assert_eq!(keys.in_state(KeyState::Removed, now), vec!["k1"]);
+        assert_eq!(keys.in_state(KeyState::Current, now), vec!["k2"]);
+        assert_eq!(keys.in_state(KeyState::Next, now), vec!["k3"]);
+        assert!(keys.plan().revoke("k1", &[ES256], &schedule, now).is_none());
+        assert!(keys
+            .plan()
+            .revoke("nope", &[ES256], &schedule, now)
+            .is_none());
+    }
+
+    #[test]
+    fn revoking_next_schedules_another() {
+        let mut keys = Keys::default();
+        let schedule = schedule(24);
+        keys.tick(&schedule, start());
+        let now = start() + Duration::minutes(23 * 60 + 45);
+        let mut plan = keys.plan();
+        plan.revoke("k2", &[ES256], &schedule, now).unwrap();
+        keys.apply(&plan);
+        assert_eq!(keys.in_state(KeyState::Current, now), vec!["k1"]);
+        assert_eq!(keys.in_state(KeyState::Next, now), vec!["k3"]);
+        let next = keys.rows.iter().find(|(kid, _, _)| kid == "k3").unwrap().2;
+        assert_eq!(next.activates_at, now + Duration::minutes(30));
+    }
+
+    /// Rotations are UTC instants: across the 2026 US and UK daylight-saving
+    /// changes a 24-hour schedule rotates exactly once per 24 hours.
+    #[test]
+    fn rotation_ignores_daylight_saving_changes() {
+        let changes = [
+            Utc.with_ymd_and_hms(2026, 3, 8, 10, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 25, 1, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap(),
+        ];
+        for change in changes {
+            let mut keys = Keys::default();
+            let schedule = schedule(24);
+            let begin = change - Duration::hours(36);
+            let mut now = begin;
+            let mut activations = Vec::new();
+            let mut current = String::new();
+            while now < begin + Duration::hours(72) {
+                keys.tick(&schedule, now);
+                let currents = keys.in_state(KeyState::Current, now);
+                assert_eq!(currents.len(), 1, "{now}");
+                if currents[0] != current {
+                    current = currents[0].clone();
+                    activations.push(now);
+                }
+                now += Duration::minutes(5);
+            }
+            let gaps: Vec<Duration> = activations.windows(2).map(|w| w[1] - w[0]).collect();
+            assert_eq!(activations.len(), 3, "{change}: {activations:?}");
+            assert!(
+                gaps.iter().all(|gap| *gap == Duration::hours(24)),
+                "{gaps:?}"
+            );
+        }
+    }
+
+    /// Changing the rotation period mid-cycle keeps exactly one current key,
+    /// and the change applies from the next scheduled key on.
+    #[test]
+    fn rotation_period_change_keeps_one_current_key() {
+        let mut keys = Keys::default();
+        let mut now = start();
+        let phases = [(1, 6), (12, 30), (1, 6)];
+        for (rotation_hours, duration_hours) in phases {
+            let schedule = schedule(rotation_hours);
+            let end = now + Duration::hours(duration_hours);
+            while now < end {
+                keys.tick(&schedule, now);
+                assert_eq!(keys.in_state(KeyState::Current, now).len(), 1, "{now}");
+                assert_eq!(keys.in_state(KeyState::Next, now).len(), 1, "{now}");
+                for (kid, _, times) in &keys.rows {
+                    if let Some(removal) = times.removes_at {
+                        assert!(removal > now, "{kid} outlived its removal at {now}");
+                    }
+                }
+                now += Duration::minutes(5);
+            }
+        }
     }
 }

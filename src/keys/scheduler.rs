@@ -85,11 +85,22 @@ pub struct KeySummary {
 }
 
 impl KeySummary {
-    /// Summarizes the keys published at `now`; removed keys are left out.
+    /// Summarizes the keys published at `now`, by use, algorithm and
+    /// activation; removed keys are left out.
     pub fn list(stored: &[StoredKey], now: DateTime<Utc>) -> Vec<Self> {
-        stored
+        let mut keys: Vec<&StoredKey> = stored
             .iter()
             .filter(|key| lifecycle::is_published(&key.times, now))
+            .collect();
+        // `sig` sorts after `enc`, so reverse the use to list signing first.
+        keys.sort_by(|a, b| {
+            (b.key_use.as_str(), a.alg.as_str(), a.times.activates_at).cmp(&(
+                a.key_use.as_str(),
+                b.alg.as_str(),
+                b.times.activates_at,
+            ))
+        });
+        keys.into_iter()
             .map(|key| Self {
                 kid: key.kid.clone(),
                 alg: key.alg.clone(),

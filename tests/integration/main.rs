@@ -6,5 +6,6 @@
 mod cli;
 mod compose;
 mod harness;
+mod key_store;
 mod server;
 mod store_conformance;

@@ -10,6 +10,10 @@ use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
 use tessera::store::{self, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
+use crate::key_store::{
+    failed_key_change_writes_nothing, key_changes_update_and_delete, key_rows_round_trip,
+    private_key_column_holds_no_key_material,
+};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -52,6 +56,10 @@ conformance!(
     data_key_rewrap_of_unknown_purpose_fails,
     data_keys_are_shared_and_survive_rotation,
     wrong_master_key_is_rejected,
+    key_rows_round_trip,
+    key_changes_update_and_delete,
+    failed_key_change_writes_nothing,
+    private_key_column_holds_no_key_material,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
