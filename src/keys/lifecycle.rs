@@ -89,24 +89,14 @@ impl Schedule {
         // NOTE: covers the configured access and ID token lifetimes only; a
         // per-resource access token lifetime longer than these would need to
         // extend the retention too.
-        let longest_token = tokens
-            .access_token_ttl
-            .as_duration()
-            .max(tokens.id_token_ttl.as_duration());
+        let longest_token = tokens.access_token_ttl.max(tokens.id_token_ttl);
         Self {
-            rotation_period: duration(keys.rotation_period.as_duration()),
-            publish_ahead: duration(keys.publish_ahead.as_duration()),
-            retention: duration(longest_token) + duration(tokens.clock_skew.as_duration()),
-            cache_lifetime: duration(keys.jwks_max_age.as_duration())
-                + duration(keys.reload_interval.as_duration()),
+            rotation_period: keys.rotation_period.as_chrono(),
+            publish_ahead: keys.publish_ahead.as_chrono(),
+            retention: longest_token.as_chrono() + tokens.clock_skew.as_chrono(),
+            cache_lifetime: keys.jwks_max_age.as_chrono() + keys.reload_interval.as_chrono(),
         }
     }
-}
-
-/// Converts a configured duration; configuration validation bounds them far
-/// below chrono's limit, which is used only as a saturating fallback.
-fn duration(value: std::time::Duration) -> Duration {
-    Duration::from_std(value).unwrap_or(Duration::MAX)
 }
 
 /// One key in a [`Plan`]; `kid` is `None` for a key still to be generated.

@@ -7,5 +7,6 @@ mod cli;
 mod compose;
 mod harness;
 mod key_store;
+mod keys;
 mod server;
 mod store_conformance;
