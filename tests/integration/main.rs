@@ -6,6 +6,7 @@
 mod cli;
 mod compose;
 mod harness;
+mod jwks;
 mod key_store;
 mod keys;
 mod server;

@@ -86,7 +86,11 @@ impl TestApp {
             database_url: Some(store.url.clone()),
             ..config
         };
-        let master_key = MasterKey::generate();
+        // Instances sharing a store share the master key given in `config`.
+        let master_key = match config.master_key {
+            Some(_) => MasterKey::load(&config, false).expect("master key loads"),
+            None => MasterKey::generate(),
+        };
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
             .expect("data keys load");
