@@ -9,5 +9,6 @@ mod harness;
 mod jwks;
 mod key_store;
 mod keys;
+mod keys_cli;
 mod server;
 mod store_conformance;
