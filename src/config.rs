@@ -407,6 +407,10 @@ impl KeySchedule {
                 "use 2048, 3072, 4096 or another multiple of 1024 up to 8192",
             ));
         }
+        self.validate_signing_algs()
+    }
+
+    fn validate_signing_algs(&self) -> Result<(), ConfigError> {
         let names: Vec<&str> = self.signing_algs.iter().map(|alg| alg.as_str()).collect();
         let unique: std::collections::BTreeSet<&SigningAlg> = self.signing_algs.iter().collect();
         if names.is_empty() || unique.len() != names.len() {

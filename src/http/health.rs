@@ -25,7 +25,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// The instance can serve traffic: its key ring is loaded and its store
-/// answers.
+/// responds.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     if !state.keys.is_loaded() {
         tracing::warn!("readiness check failed: key ring not loaded");

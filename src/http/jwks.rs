@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::server::AppState;
 
-/// `get` also answers HEAD, with the headers and no body.
+/// `get` also routes HEAD requests, which get the headers and no body.
 pub fn router() -> Router<AppState> {
     Router::new().route("/jwks", get(jwks))
 }

@@ -71,7 +71,7 @@ impl KeyAlg {
         }
     }
 
-    /// The JWK `use` member: `sig` or `enc`.
+    /// Returns the JWK `use` member: `sig` or `enc`.
     pub fn key_use(self) -> &'static str {
         match self {
             Self::Signing(_) => "sig",

@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn generated_keys_are_labelled_and_public_half_is_clean() {
+    fn generated_keys_have_clean_public_half() {
         let algs = [
             KeyAlg::Signing(SigningAlg::RS256),
             KeyAlg::Signing(SigningAlg::ES256),

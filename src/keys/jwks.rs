@@ -59,13 +59,13 @@ impl JwksDocument {
         }
     }
 
-    /// Whether the published set at `now` is the one this document lists.
+    /// Returns whether the published set at `now` is the one listed here.
     pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
         self.built_at <= now && self.valid_until.is_none_or(|until| now < until)
     }
 
-    /// Whether an `If-None-Match` header value matches this document's tag
-    /// (RFC 9110 section 13.1.2, weak comparison).
+    /// Returns whether an `If-None-Match` header value matches this
+    /// document's tag (RFC 9110 section 13.1.2, weak comparison).
     pub fn matches(&self, if_none_match: &str) -> bool {
         if_none_match
             .split(',')

@@ -53,12 +53,13 @@ pub fn state(times: &KeyTimes, now: DateTime<Utc>) -> KeyState {
     KeyState::Current
 }
 
-/// Whether the key is in the JWKS at `now`.
+/// Returns whether the key is in the JWKS at `now`.
 pub fn is_published(times: &KeyTimes, now: DateTime<Utc>) -> bool {
     times.created_at <= now && state(times, now) != KeyState::Removed
 }
 
-/// The instant the key leaves the JWKS: revocation or scheduled removal.
+/// Returns the instant the key leaves the JWKS: its revocation or its
+/// scheduled removal, whichever comes first.
 pub fn removal_time(times: &KeyTimes) -> Option<DateTime<Utc>> {
     match (times.removes_at, times.revoked_at) {
         (Some(removal), Some(revocation)) => Some(removal.min(revocation)),
@@ -147,7 +148,7 @@ impl std::fmt::Display for RotationRefused {
     }
 }
 
-/// What a revocation changed.
+/// The outcome of a revocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
     pub alg: KeyAlg,

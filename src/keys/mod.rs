@@ -52,7 +52,7 @@ pub enum KeyError {
     Store(#[from] StoreError),
 }
 
-/// Why a JWS did not verify. Messages never include the token.
+/// The reason a JWS did not verify. Messages never include the token.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("the key ring is not loaded yet")]

@@ -2,7 +2,7 @@
 //! signing and verification API the token code calls, Tessera's own
 //! encryption key, and the JWKS document with its ETag.
 //!
-//! The ring holds keys with their times rather than fixed states, so a
+//! The ring keeps keys with their times rather than fixed states, so a
 //! `next` key starts signing at its activation instant without a reload.
 
 use std::sync::{Arc, RwLock};
@@ -163,7 +163,7 @@ impl Snapshot {
         &self.keys
     }
 
-    /// The `current` key of `alg` at `now`.
+    /// Returns the `current` key of `alg` at `now`.
     pub fn current(&self, alg: KeyAlg, now: DateTime<Utc>) -> Option<&LoadedKey> {
         self.keys
             .iter()
@@ -171,7 +171,7 @@ impl Snapshot {
             .max_by_key(|key| key.times.activates_at)
     }
 
-    /// The key `kid` if the JWKS publishes it at `now`.
+    /// Returns the key `kid` if the JWKS publishes it at `now`.
     fn published(&self, kid: &str, now: DateTime<Utc>) -> Option<&LoadedKey> {
         self.keys
             .iter()
@@ -191,7 +191,7 @@ impl KeyRing {
         Self::default()
     }
 
-    /// Whether keys were loaded at least once.
+    /// Returns whether keys were loaded at least once.
     pub fn is_loaded(&self) -> bool {
         self.snapshot().is_some()
     }
@@ -331,7 +331,7 @@ impl KeyRing {
             })
     }
 
-    /// The decrypter of Tessera's encryption key `kid`, while the JWKS
+    /// Returns the decrypter of Tessera's encryption key `kid` while the JWKS
     /// publishes it (`next`, `current` or `retired`). The caller checks the
     /// JWE's `alg`, `enc` and `zip` headers before decrypting.
     pub fn decrypter(&self, kid: &str, now: DateTime<Utc>) -> Option<Box<dyn JweDecrypter>> {

@@ -34,7 +34,7 @@ const LEASE_RETRY: StdDuration = StdDuration::from_millis(100);
 /// After a first failure, one in this many consecutive failed ticks is logged.
 const FAILURE_LOG_EVERY: u64 = 60;
 
-/// What the key manager needs from the configuration.
+/// Settings of the key manager, taken from the configuration.
 #[derive(Clone, Debug)]
 pub struct KeySettings {
     /// The configured signing algorithms, then the encryption algorithm.
@@ -143,7 +143,7 @@ impl KeyManager {
         }
     }
 
-    /// The ring this manager keeps loaded.
+    /// Returns the ring this manager keeps loaded.
     pub fn ring(&self) -> Arc<KeyRing> {
         Arc::clone(&self.ring)
     }
@@ -172,8 +172,8 @@ impl KeyManager {
         }
     }
 
-    /// One scheduler step: reloads the ring if the store changed, then
-    /// performs the transitions due now, if this instance gets the lease.
+    /// Runs one scheduler step: reloads the ring if the store changed, then
+    /// performs the transitions due now if this instance gets the lease.
     pub async fn tick(&self) -> Result<(), KeyError> {
         self.reload_if_changed().await?;
         if !self.due_changes().is_empty() {
@@ -271,7 +271,7 @@ impl KeyManager {
         result
     }
 
-    /// The transitions due now according to the loaded ring.
+    /// Plans the transitions due now from the loaded ring, without writing.
     fn due_changes(&self) -> PlanChanges {
         let Some(snapshot) = self.ring.snapshot() else {
             return PlanChanges::default();
@@ -290,8 +290,8 @@ impl KeyManager {
         plan.changes()
     }
 
-    /// Performs due transitions if the lease is free; `None` when another
-    /// process holds it.
+    /// Performs due transitions if the lease is free, and returns `None`
+    /// when another process holds it.
     async fn schedule_due(&self) -> Result<Option<()>, KeyError> {
         let now = self.clock.now();
         let acquired = self
@@ -331,13 +331,13 @@ impl KeyManager {
 
     async fn release_lease(&self) {
         if let Err(error) = self.store.release_lease(ROTATION_LEASE, &self.holder).await {
-            tracing::warn!(%error, lease = ROTATION_LEASE, "cannot release lease; it expires on its own");
+            tracing::warn!(%error, lease = ROTATION_LEASE, "failed to release the lease; it expires on its own");
         }
     }
 
-    /// With the lease held: plans from the stored rows (not the ring, which
-    /// may be a reload behind), writes the changes, bumps the generation
-    /// and reloads.
+    /// Plans from the stored rows with the lease held (not from the ring,
+    /// which may be a reload behind), then writes the changes, bumps the
+    /// generation and reloads.
     async fn apply_under_lease<T>(
         &self,
         planner: impl FnOnce(&mut Plan, DateTime<Utc>, &KeySettings) -> Result<T, KeyError>,
@@ -364,7 +364,8 @@ impl KeyManager {
         let mut inserted = Vec::with_capacity(changes.new_keys.len());
         for (alg, times) in changes.new_keys {
             let rsa_bits = self.settings.rsa_bits;
-            // RSA generation takes tens of milliseconds to seconds.
+            // Large RSA keys can take seconds, so generation runs on the
+            // blocking pool.
             let key = tokio::task::spawn_blocking(move || generate::generate(alg, rsa_bits))
                 .await
                 .map_err(KeyError::Generation)??;

@@ -52,7 +52,7 @@ fn check_keys(document: &Value) -> BTreeSet<String> {
     kids
 }
 
-/// The kids the store publishes now.
+/// Returns the kids the store publishes now.
 async fn stored_kids(app: &TestApp) -> BTreeSet<String> {
     let now = SystemClock.now();
     app.store

@@ -111,7 +111,7 @@ pub async fn failed_key_change_writes_nothing(test: TestStore) {
     assert_eq!(test.store.jose_keys().await.unwrap(), vec![existing]);
 }
 
-/// The sealed column holds ciphertext only: no PEM, no JWK member names,
+/// The sealed column contains ciphertext only: no PEM, no JWK member names,
 /// and none of the private key's DER or JWK bytes.
 pub async fn private_key_column_holds_no_key_material(test: TestStore) {
     let master = MasterKey::generate();

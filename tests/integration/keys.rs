@@ -80,9 +80,9 @@ struct Token {
     signed_step: usize,
 }
 
-/// Over a simulated year with the default schedule (30-day rotation, keys
-/// published a day ahead), every token signed at any step verifies against
-/// every JWKS a client could have cached while the token lives: documents
+/// Simulates a year of the default schedule (30-day rotation, keys published
+/// a day ahead). Every token signed at any step verifies against every JWKS
+/// a client could have cached while the token lives, which means documents
 /// fetched from one cache lifetime before signing until the token expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn year_of_rotations_keeps_every_token_verifiable() {

@@ -6,6 +6,7 @@
 mod cli;
 mod compose;
 mod harness;
+mod interop;
 mod jwks;
 mod key_store;
 mod keys;
