@@ -456,3 +456,40 @@ async fn wrong_sealing_key_fails_without_new_keys() {
     assert!(err.to_string().contains("does not decrypt"), "{err}");
     assert_eq!(test.store.jose_keys().await.unwrap(), before);
 }
+
+/// Stored key times are instants: a database whose default time zone is far
+/// from UTC changes none of them, and the schedule stays on UTC. (sqlx also
+/// sets each session's zone to UTC, and TIMESTAMPTZ stores instants.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_times_ignore_database_time_zone() {
+    use sqlx::Connection;
+
+    let test = TestStore::new(Backend::Postgres).await;
+    let name = test.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+    let alter = format!("ALTER DATABASE \"{name}\" SET timezone TO 'Pacific/Chatham'");
+    sqlx::query(&alter).execute(&mut admin).await.unwrap();
+
+    let chatham = store::open(&test.url).await.unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let config = Config::default();
+    let manager = manager_on(
+        chatham.clone(),
+        &MasterKey::generate(),
+        clock.clone(),
+        &config,
+    )
+    .await;
+    manager.bootstrap().await.unwrap();
+    let keys = chatham.jose_keys().await.unwrap();
+    let rotation = Duration::days(30);
+    for key in &keys {
+        assert_eq!(key.times.created_at, start(), "{}", key.kid);
+        let state = tessera::keys::lifecycle::state(&key.times, start());
+        match state {
+            KeyState::Current => assert_eq!(key.times.retires_at, Some(start() + rotation)),
+            KeyState::Next => assert_eq!(key.times.activates_at, start() + rotation),
+            other => panic!("unexpected state {other:?}"),
+        }
+    }
+}

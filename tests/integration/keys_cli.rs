@@ -23,29 +23,36 @@ const LIST_MEMBERS: [&str; 8] = [
     "removed_at",
 ];
 
-/// Runs `tessera` in `folder` with debug logs and no inherited `TESSERA_*`
-/// variables, and checks that nothing private reaches its output.
-fn run(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// A `tessera` command in `folder` with debug logs, a time zone other than
+/// UTC, and no inherited `TESSERA_*` variables.
+fn tessera(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .current_dir(folder)
         .args(args)
-        .env("RUST_LOG", "debug");
+        .env("RUST_LOG", "debug")
+        .env("TZ", "America/Los_Angeles");
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
-    let output = command.output().unwrap();
+    command
+}
+
+/// Runs `tessera` and checks that nothing private reaches its output.
+fn run(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let output = tessera(folder, args, env).output().unwrap();
+    assert_no_private_members(&output);
+    output
+}
+
+fn assert_no_private_members(output: &Output) {
     for text in [&output.stdout, &output.stderr] {
         let text = String::from_utf8_lossy(text);
         for private in ["\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"qi\"", "PRIVATE KEY"] {
-            assert!(
-                !text.contains(private),
-                "{private} in output of {args:?}: {text}"
-            );
+            assert!(!text.contains(private), "{private} in output: {text}");
         }
     }
-    output
 }
 
 fn ok(output: &Output) -> String {
@@ -131,6 +138,13 @@ fn keys_commands_rotate_list_and_revoke() {
     assert_eq!(states.len(), 8, "{states:?}");
     let listed = json(&run(dir, &["--json", "keys", "list"], &env));
     assert_eq!(listed, rotated);
+    // Times are UTC instants whatever the process's time zone.
+    let published = listed[0]["published_at"].as_str().unwrap();
+    let published = chrono::DateTime::parse_from_rfc3339(published).unwrap();
+    assert_eq!(published.offset().local_minus_utc(), 0);
+    let age = chrono::Utc::now() - published.with_timezone(&chrono::Utc);
+    assert!(age >= chrono::Duration::zero(), "{age}");
+    assert!(age < chrono::Duration::seconds(30), "{age}");
 
     let refused = error_line(&run(dir, &["keys", "rotate", "--alg", "ES256"], &env), 1);
     let next = kid(&states, "ES256", "next");
@@ -297,14 +311,7 @@ async fn serve_follows_cli_rotation() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .args(["serve", "--listen", &listen]);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
-        command.env_remove(name);
-    }
-    let server = command
+    let server = tessera(dir, &["serve", "--listen", &listen], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -371,6 +378,8 @@ async fn serve_follows_cli_rotation() {
         .status()
         .unwrap();
     let output = server.wait_with_output().unwrap();
+    // The server logged at debug level while the CLI rotated its keys.
+    assert_no_private_members(&output);
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{logs}");
     assert!(logs.contains("key ring loaded"), "{logs}");
