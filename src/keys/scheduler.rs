@@ -153,13 +153,15 @@ impl KeyManager {
     }
 
     /// Loads the ring, first creating the initial keys of every configured
-    /// slot when due. Instances starting together create one set: the
-    /// others wait for the lease and then load what the winner wrote.
+    /// slot that has no `current` key. Instances starting together create
+    /// one set: the others wait for the lease, then load what the winner
+    /// wrote. Other due transitions are left to [`KeyManager::tick`], so a
+    /// lease held by a crashed instance delays no start-up with usable keys.
     pub async fn bootstrap(&self) -> Result<(), KeyError> {
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         loop {
             self.reload().await?;
-            if self.due_changes().is_empty() {
+            if !self.lacks_current_key() {
                 return Ok(());
             }
             if self.schedule_due().await?.is_some() {
@@ -170,6 +172,18 @@ impl KeyManager {
             }
             tokio::time::sleep(LEASE_RETRY).await;
         }
+    }
+
+    /// Returns whether a configured slot has no `current` key in the ring.
+    fn lacks_current_key(&self) -> bool {
+        let Some(snapshot) = self.ring.snapshot() else {
+            return true;
+        };
+        let now = self.clock.now();
+        self.settings
+            .slots
+            .iter()
+            .any(|alg| snapshot.current(*alg, now).is_none())
     }
 
     /// Runs one scheduler step: reloads the ring if the store changed, then

@@ -493,3 +493,52 @@ async fn key_times_ignore_database_time_zone() {
         }
     }
 }
+
+/// An instance starting while a crashed one still holds the rotation lease
+/// starts with the stored keys, and performs the due transitions once the
+/// lease has expired.
+#[tokio::test]
+async fn start_up_with_usable_keys_needs_no_lease() {
+    let test = TestStore::new(Backend::Sqlite).await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let config = Config::default();
+    let master = MasterKey::generate();
+    let first = manager_on(test.store.clone(), &master, clock.clone(), &config).await;
+    first.bootstrap().await.unwrap();
+
+    // Past the next keys' activation, so new next keys are due.
+    clock.advance(Duration::days(31));
+    let now = clock.now();
+    let crashed = test
+        .store
+        .try_acquire_lease("key-rotation", "crashed", now, now + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(crashed);
+    let second = manager_on(test.store.clone(), &master, clock.clone(), &config).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), second.bootstrap())
+        .await
+        .expect("start-up does not wait for the lease")
+        .unwrap();
+    let token = second
+        .ring()
+        .sign(SigningAlg::ES256, "JWT", b"{}", now)
+        .unwrap();
+    assert!(second.ring().verify(&token, now).is_ok());
+
+    second.tick().await.unwrap();
+    assert_eq!(test.store.jose_keys().await.unwrap().len(), 6);
+
+    clock.advance(Duration::minutes(6));
+    second.tick().await.unwrap();
+    let now = clock.now();
+    let next_keys = test
+        .store
+        .jose_keys()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|key| tessera::keys::lifecycle::state(&key.times, now) == KeyState::Next)
+        .count();
+    assert_eq!(next_keys, 3);
+}
