@@ -208,6 +208,10 @@ impl Plan {
 
     /// Plans every transition due at `now`: deletes removed keys, and gives
     /// each slot in `slots` a `current` and a scheduled `next` key.
+    // NOTE: keys of an algorithm dropped from the configuration are left as
+    // they are, so its `current` key stays published until it is revoked.
+    // Retiring them here would let a CLI run with a stale configuration
+    // retire keys that the servers still sign with.
     pub fn schedule_due(&mut self, slots: &[KeyAlg], schedule: &Schedule, now: DateTime<Utc>) {
         self.delete_removed(now);
         for alg in slots {
