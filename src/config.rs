@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::keys::{EncryptionAlg, SigningAlg};
+
 mod duration;
 
 pub use duration::HumanDuration;
@@ -125,8 +127,12 @@ pub struct KeySchedule {
     pub jwks_max_age: HumanDuration,
     /// How often each instance reloads the key ring from the store.
     pub reload_interval: HumanDuration,
-    /// RSA modulus size for RS256 and PS256 keys.
+    /// RSA modulus size for RS256, PS256 and RSA-OAEP-256 keys.
     pub rsa_bits: u32,
+    /// Algorithms Tessera keeps a signing key for.
+    pub signing_algs: Vec<SigningAlg>,
+    /// Key management algorithm of Tessera's own encryption key.
+    pub encryption_alg: EncryptionAlg,
 }
 
 impl Default for Config {
@@ -182,6 +188,8 @@ impl Default for KeySchedule {
             jwks_max_age: HumanDuration::from_secs(5 * 60),
             reload_interval: HumanDuration::from_secs(1),
             rsa_bits: 2048,
+            signing_algs: vec![SigningAlg::RS256, SigningAlg::ES256],
+            encryption_alg: EncryptionAlg::EcdhEsA256kw,
         }
     }
 }
@@ -422,6 +430,19 @@ impl KeySchedule {
                 "use 2048, 3072, 4096 or another multiple of 1024 up to 8192",
             ));
         }
+        self.validate_signing_algs()
+    }
+
+    fn validate_signing_algs(&self) -> Result<(), ConfigError> {
+        let names: Vec<&str> = self.signing_algs.iter().map(|alg| alg.as_str()).collect();
+        let unique: std::collections::BTreeSet<&SigningAlg> = self.signing_algs.iter().collect();
+        if names.is_empty() || unique.len() != names.len() {
+            return Err(ConfigError::value(
+                "keys.signing_algs",
+                format!("{names:?}"),
+                "list each algorithm once, at least one of RS256, ES256, PS256 and EdDSA",
+            ));
+        }
         Ok(())
     }
 }
@@ -657,6 +678,37 @@ mod tests {
         assert_eq!(config.registration.policy, RegistrationPolicy::Open);
         let err = load("[registration]\npolicy = \"anyone\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("registration.policy"), "{err}");
+    }
+
+    #[test]
+    fn signing_algs_are_checked() {
+        let config = load("[keys]\nsigning_algs = [\"EdDSA\", \"PS256\"]\n", &[]).unwrap();
+        assert_eq!(
+            config.keys.signing_algs,
+            vec![SigningAlg::EdDSA, SigningAlg::PS256]
+        );
+        for bad in ["[]", "[\"ES256\", \"ES256\"]"] {
+            let err = load(&format!("[keys]\nsigning_algs = {bad}\n"), &[]).unwrap_err();
+            assert!(err.to_string().contains("keys.signing_algs"), "{err}");
+        }
+        let err = load("[keys]\nsigning_algs = [\"HS256\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("HS256"), "{err}");
+        let err = load("[keys]\nencryption_alg = \"RSA1_5\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("keys.encryption_alg"), "{err}");
+    }
+
+    #[test]
+    fn key_algorithms_come_from_environment() {
+        let config = load(
+            "",
+            &[
+                ("TESSERA_KEYS__SIGNING_ALGS", "[\"ES256\"]"),
+                ("TESSERA_KEYS__ENCRYPTION_ALG", "RSA-OAEP-256"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.keys.signing_algs, vec![SigningAlg::ES256]);
+        assert_eq!(config.keys.encryption_alg, EncryptionAlg::RsaOaep256);
     }
 
     #[test]

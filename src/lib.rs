@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod keys;
 pub mod maintenance;
 pub mod oauth;
 pub mod public_keys;

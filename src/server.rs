@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::DataKeys;
+use crate::keys::KeyRing;
 use crate::store::Store;
 
 /// State shared by every request handler.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub data_keys: DataKeys,
     /// Cached clients and resource servers, and fetched client key sets.
     pub registry: crate::registry::Registry,
+    /// Tessera's signing and encryption keys, kept loaded by the key manager.
+    pub keys: Arc<KeyRing>,
 }
 
 /// A server bound to its listener and ready to run.

@@ -13,6 +13,8 @@ use crate::config::{Config, ConfigError, LogFormat};
 
 mod admin;
 mod clients;
+mod keys;
+mod master_key;
 mod migrate;
 mod output;
 mod resources;
@@ -53,6 +55,16 @@ pub enum Command {
     /// Manage resource servers.
     #[command(subcommand)]
     Resources(resources::ResourcesCommand),
+    /// Inspect, rotate and revoke Tessera's signing and encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Re-wrap the data keys under a new master key.
+    MasterKey {
+        #[command(subcommand)]
+        command: master_key::MasterKeyCommand,
+    },
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -124,6 +136,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => migrate::run(&config, &output).await?,
         Command::Clients(command) => clients::run(&config, &output, command).await?,
         Command::Resources(command) => resources::run(&config, &output, command).await?,
+        Command::Keys { command } => keys::run(&config, command, &output).await?,
+        Command::MasterKey { command } => master_key::run(&config, command, &output).await?,
     }
     Ok(())
 }

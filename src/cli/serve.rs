@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
+use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
 use crate::server::{self, AppState, Server};
 use crate::store::{self, Backend, Store};
@@ -45,6 +46,20 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
 
+    let key_manager = Arc::new(KeyManager::new(
+        Arc::clone(&store),
+        data_keys.sealer.clone(),
+        Arc::clone(&clock),
+        KeySettings::from_config(&config),
+    ));
+    key_manager
+        .bootstrap()
+        .await
+        .context("cannot load the signing and encryption keys")?;
+    tracing::info!("key ring loaded");
+    let keys = key_manager.ring();
+    let scheduler = key_manager.spawn();
+
     let listen = config.listen;
     let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
     let state = AppState {
@@ -53,6 +68,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         clock,
         data_keys,
         registry,
+        keys,
     };
     let server = Server::bind(state.clone(), listen)
         .await
@@ -63,9 +79,11 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
     let pruner = maintenance::spawn_pruner(state.store.clone(), state.clock.clone(), stopped);
 
-    server.run(server::shutdown_signal()).await?;
+    let served = server.run(server::shutdown_signal()).await;
+    scheduler.abort();
     stop_tasks.send(true).ok();
     pruner.await.ok();
+    served?;
     tracing::info!("tessera stopped");
     Ok(())
 }

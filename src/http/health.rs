@@ -24,8 +24,13 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Reports whether the instance can serve traffic: its store must respond.
+/// Reports whether the instance can serve traffic: its key ring must be
+/// loaded and its store must respond.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    if !state.keys.is_loaded() {
+        tracing::warn!("readiness check failed: key ring not loaded");
+        return not_ready("key ring not loaded");
+    }
     let check = tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.ping()).await;
     match check {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),

@@ -14,6 +14,7 @@ use crate::server::AppState;
 pub mod error;
 pub mod form;
 mod health;
+mod jwks;
 
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(crate::oauth::register::router())
+        .merge(jwks::router())
         .layer(middleware)
         .with_state(state)
 }

@@ -15,6 +15,7 @@ mod assertion_jtis;
 mod clients;
 mod coordination;
 mod data_keys;
+mod keys;
 mod postgres;
 mod resources;
 mod sqlite;
@@ -26,6 +27,7 @@ pub use clients::{
 };
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
+pub use keys::{KeyChanges, KeyStore, KeyTimes, StoredKey};
 pub use resources::{EncryptionKeySource, ResourceServer, ResourceStore, RESOURCES_TOPIC};
 
 pub use postgres::PostgresStore;
@@ -86,6 +88,7 @@ pub trait Store:
     + ClientStore
     + CoordinationStore
     + DataKeyStore
+    + KeyStore
     + ResourceStore
     + Send
     + Sync

@@ -10,6 +10,10 @@ use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
 use tessera::store::{self, AccessTokenRecord, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
+use crate::key_store::{
+    failed_key_change_writes_nothing, key_changes_update_and_delete, key_rows_round_trip,
+    private_key_column_holds_no_key_material,
+};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -61,6 +65,10 @@ conformance!(
     assertion_jti_race_has_one_winner,
     expired_assertion_jtis_are_pruned,
     maintenance_prunes_past_one_batch,
+    key_rows_round_trip,
+    key_changes_update_and_delete,
+    failed_key_change_writes_nothing,
+    private_key_column_holds_no_key_material,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {

@@ -15,6 +15,7 @@ mod assertion_jtis;
 mod clients;
 mod coordination;
 mod data_keys;
+mod keys;
 mod resources;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -22,6 +22,7 @@ mod assertion_jtis;
 mod clients;
 mod coordination;
 mod data_keys;
+mod keys;
 mod resources;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::crypto::{DataKeys, MasterKey};
+use tessera::keys::{KeyManager, KeySettings};
 use tessera::server::{AppState, Server};
 use tessera::store::{self, Store};
 use tokio::sync::oneshot;
@@ -68,6 +69,10 @@ pub struct TestApp {
     /// The server's state, for checks through its caches and data keys.
     #[allow(dead_code)]
     pub state: AppState,
+    /// The key manager whose ring the server uses; its scheduler task runs.
+    #[allow(dead_code)]
+    pub keys: Arc<KeyManager>,
+    scheduler: tokio::task::AbortHandle,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -77,29 +82,48 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: TestStore) -> Self {
-        Self::spawn_with_config(store, Config::default()).await
+        Self::spawn_configured(store, Config::default(), Arc::new(SystemClock)).await
     }
 
     /// Starts a server on `store` with `config` (its `database_url` is set
     /// to the store's).
+    #[allow(dead_code)]
     pub async fn spawn_with_config(store: TestStore, config: Config) -> Self {
+        Self::spawn_configured(store, config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server on `store` with `config` (its `database_url` is set
+    /// to the store's) and `clock`.
+    pub async fn spawn_configured(store: TestStore, config: Config, clock: Arc<dyn Clock>) -> Self {
         init_logs();
         let config = Config {
             database_url: Some(store.url.clone()),
             ..config
         };
-        let clock = Arc::new(SystemClock);
-        let master_key = MasterKey::generate();
+        // Instances sharing a store share the master key given in `config`.
+        let master_key = match config.master_key {
+            Some(_) => MasterKey::load(&config, false).expect("master key loads"),
+            None => MasterKey::generate(),
+        };
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
             .expect("data keys load");
         let registry = tessera::registry::Registry::new(store.store.clone(), clock.clone());
+        let keys = Arc::new(KeyManager::new(
+            store.store.clone(),
+            data_keys.sealer.clone(),
+            Arc::clone(&clock),
+            KeySettings::from_config(&config),
+        ));
+        keys.bootstrap().await.expect("key ring loads");
+        let scheduler = Arc::clone(&keys).spawn().abort_handle();
         let state = AppState {
             config: Arc::new(config),
             store: store.store.clone(),
             clock,
             data_keys,
             registry,
+            keys: keys.ring(),
         };
         let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("address"))
             .await
@@ -115,6 +139,8 @@ impl TestApp {
             store,
             master_key: master_key.to_base64().to_string(),
             state,
+            keys,
+            scheduler,
             shutdown: Some(shutdown),
         }
     }
@@ -134,6 +160,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.scheduler.abort();
         if let Some(shutdown) = self.shutdown.take() {
             shutdown.send(()).ok();
         }
