@@ -20,6 +20,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Digests bearer secrets and seals private keys.
     pub data_keys: DataKeys,
+    /// Password hashing and login throttling.
+    pub accounts: Arc<crate::accounts::Accounts>,
 }
 
 /// A server bound to its listener and ready to run.

@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError, LogFormat};
 mod migrate;
 mod output;
 mod serve;
+mod users;
 
 pub use output::Output;
 
@@ -44,6 +45,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -113,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::run(config, args).await?,
         Command::Migrate => migrate::run(&config, &output).await?,
+        Command::Users(command) => users::run(&config, &output, command).await?,
     }
     Ok(())
 }

@@ -44,8 +44,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
 
+    let accounts = crate::accounts::Accounts::new(&config)
+        .await
+        .context("cannot set up password hashing")?;
     let listen = config.listen;
     let state = AppState {
+        accounts: Arc::new(accounts),
         config: Arc::new(config),
         store,
         clock,

@@ -11,7 +11,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::server::AppState;
 
+mod error_page;
 mod health;
+mod security_headers;
+
+pub use error_page::error_page;
+pub use security_headers::{with_security_headers, PAGE_CSP};
 
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,6 +37,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(health::router())
+        .merge(crate::accounts::router(&state.config))
         .layer(middleware)
         .with_state(state)
 }

@@ -10,13 +10,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod audit;
+mod consents;
 mod coordination;
 mod data_keys;
+mod login_transactions;
 mod postgres;
+mod sessions;
 mod sqlite;
+mod users;
 
+pub use audit::{AuditEvent, AuditStore};
+pub use consents::ConsentStore;
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
+pub use login_transactions::{LoginOutcome, LoginTransactionRecord, LoginTransactionStore};
+pub use sessions::{SessionRecord, SessionStore};
+pub use users::{FailureCount, FailurePolicy, UserRecord, UserStore};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -40,6 +50,8 @@ pub enum StoreError {
     SchemaBehind { missing: i64 },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    #[error("{what} {id} already exists")]
+    Conflict { what: &'static str, id: String },
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -66,7 +78,18 @@ impl Backend {
 /// its own trait in its own module, implemented by each backend in a file
 /// of the same name; `Store` gathers them.
 #[async_trait]
-pub trait Store: CoordinationStore + DataKeyStore + Send + Sync + 'static {
+pub trait Store:
+    CoordinationStore
+    + DataKeyStore
+    + UserStore
+    + SessionStore
+    + LoginTransactionStore
+    + ConsentStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.
@@ -89,6 +112,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }
+}
+
+/// Joins scope or `amr` values with spaces, the form they are stored in.
+fn join_words(words: &[String]) -> String {
+    words.join(" ")
+}
+
+/// Splits a stored space-separated list.
+fn split_words(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Removes the password from a database URL so it can be printed.

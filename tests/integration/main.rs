@@ -6,5 +6,6 @@
 mod cli;
 mod compose;
 mod harness;
+mod login;
 mod server;
 mod store_conformance;

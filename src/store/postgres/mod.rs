@@ -10,8 +10,13 @@ use super::{
     compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
 };
 
+mod audit;
+mod consents;
 mod coordination;
 mod data_keys;
+mod login_transactions;
+mod sessions;
+mod users;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -61,6 +61,10 @@ pub struct TestApp {
     /// The store behind the server; it also keeps a SQLite folder alive.
     #[allow(dead_code)]
     pub store: TestStore,
+    /// The server's state, for calling internal APIs such as login
+    /// transactions.
+    #[allow(dead_code)]
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -70,12 +74,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: TestStore) -> Self {
+        Self::spawn_configured(store, Config::default(), Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server with `config` (its `database_url` is replaced by the
+    /// store's) and `clock`.
+    pub async fn spawn_configured(store: TestStore, config: Config, clock: Arc<dyn Clock>) -> Self {
         init_logs();
         let config = Config {
             database_url: Some(store.url.clone()),
-            ..Config::default()
+            ..config
         };
-        let clock = Arc::new(SystemClock);
+        let accounts = tessera::accounts::Accounts::new(&config)
+            .await
+            .expect("accounts set up");
         let master_key = MasterKey::generate();
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
@@ -85,8 +97,9 @@ impl TestApp {
             store: store.store.clone(),
             clock,
             data_keys,
+            accounts: Arc::new(accounts),
         };
-        let server = Server::bind(state, "127.0.0.1:0".parse().expect("address"))
+        let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("address"))
             .await
             .expect("server binds");
         let address = server.local_addr().expect("local address");
@@ -96,7 +109,11 @@ impl TestApp {
         }));
         Self {
             address,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            state,
             store,
             shutdown: Some(shutdown),
         }
