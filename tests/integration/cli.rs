@@ -259,3 +259,68 @@ async fn wrong_master_key_stops_serve() {
     assert_fails(&output, 1, "not the key this database was set up with");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), original);
 }
+
+/// Runs `tessera` with `stdin` piped in.
+fn run_with_input(folder: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = tessera(folder, args, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn users_commands_manage_accounts() {
+    let folder = tempfile::tempdir().unwrap();
+    let migrated = run(folder.path(), &["migrate"], &[]);
+    assert!(migrated.status.success());
+    let create = [
+        "users",
+        "create",
+        "--username",
+        "Alice",
+        "--email",
+        "alice@example.test",
+        "--password-stdin",
+        "--json",
+    ];
+    let created = run_with_input(folder.path(), &create, "s3cret pass\n");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(body["username"], "alice");
+    assert!(uuid::Uuid::parse_str(body["sub"].as_str().unwrap()).is_ok());
+
+    let again = run_with_input(folder.path(), &create, "other\n");
+    assert_fails(&again, 1, "username \"alice\" is already taken");
+
+    let listed = run(folder.path(), &["users", "list", "--json"], &[]);
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(users[0]["username"], "alice");
+    assert!(users[0].get("password_hash").is_none());
+
+    let disabled = run(folder.path(), &["users", "disable", "ALICE", "--json"], &[]);
+    assert!(disabled.status.success());
+    let shown = run(folder.path(), &["--json", "users", "show", "alice"], &[]);
+    let user: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(user["disabled"], true);
+    assert_eq!(user["email"], "alice@example.test");
+
+    let set = ["users", "set-password", "alice", "--password-stdin"];
+    let changed = run_with_input(folder.path(), &set, "new pass\r\n");
+    assert!(changed.status.success());
+    let missing = run_with_input(folder.path(), &["users", "show", "nobody"], "");
+    assert_fails(&missing, 1, "user \"nobody\" not found");
+}
