@@ -21,7 +21,7 @@ pub fn merge_scopes(approved: &[String], added: &[String]) -> Vec<String> {
     merged
 }
 
-/// A plain-words description of a scope for the consent page. Scopes that
+/// Describes a scope in plain words for the consent page. Scopes that
 /// resource servers define are shown by name.
 pub fn describe_scope(scope: &str) -> String {
     match scope {

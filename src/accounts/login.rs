@@ -7,8 +7,8 @@
 //! on the account: a missing or over-long field, a client address over its
 //! failure limit, or a full hashing queue.
 //!
-//! A hash made with older parameters answers at its older cost until the
-//! right password upgrades it, so such accounts answer faster than others
+//! A hash made with older parameters is checked at its older cost until the
+//! right password upgrades it, so such accounts respond faster than others
 //! until their next successful login.
 
 use std::net::IpAddr;
@@ -37,11 +37,12 @@ pub struct LoginAttempt<'a> {
     pub request_id: Option<&'a str>,
 }
 
-/// How an attempt ended.
+/// The result of a login attempt.
 #[derive(Debug)]
 pub enum LoginResult {
     Success(Box<UserRecord>),
-    /// Wrong password, unknown, disabled or locked account: one answer.
+    /// Wrong password, or an unknown, disabled or locked account: all four
+    /// get this same result.
     Failed,
     /// A field is missing or too long; nothing was hashed.
     Invalid,

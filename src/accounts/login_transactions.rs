@@ -12,11 +12,12 @@ use crate::config::Config;
 use crate::crypto::{random_token, Digester};
 use crate::store::{LoginTransactionRecord, Store, StoreError};
 
-/// Longest transaction id accepted from a request; issued ids have 43
-/// characters.
+/// Maximum length of a transaction id accepted from a request. Issued ids
+/// have 43 characters.
 pub const MAX_TRANSACTION_ID_BYTES: usize = 64;
 
-/// What the authorization endpoint knows when it sends a browser to log in.
+/// The request details the authorization endpoint passes when it sends a
+/// browser to log in.
 #[derive(Clone, Debug)]
 pub struct NewLoginTransaction {
     pub client_id: String,
@@ -91,20 +92,22 @@ pub async fn take_login_outcome(
         .await
 }
 
-/// The URL path to redirect to: the issuer's path followed by `return_path`.
+/// Returns the URL path to redirect to: the issuer's path followed by
+/// `return_path`.
 pub fn return_location(config: &Config, return_path: &str) -> String {
     format!("{}{}", issuer_path(config), return_path)
 }
 
-/// The issuer's path without a trailing slash (empty for a bare host).
+/// Returns the issuer's path without a trailing slash (empty for a bare
+/// host).
 pub fn issuer_path(config: &Config) -> String {
     url::Url::parse(&config.issuer)
         .map(|url| url.path().trim_end_matches('/').to_owned())
         .unwrap_or_default()
 }
 
-/// A path on this server: one leading `/`, no scheme, no authority, no
-/// backslash and no control character.
+/// Checks for a path on this server: one leading `/`, no scheme, no
+/// authority, no backslash and no control character.
 fn is_relative_path(path: &str) -> bool {
     path.starts_with('/')
         && !path.starts_with("//")

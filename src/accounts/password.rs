@@ -1,14 +1,14 @@
 //! argon2id password hashing (RFC 9106) on the blocking pool.
 //!
-//! At most `argon2.max_concurrent` hashes run at once, because each holds
-//! `argon2.memory_kib` of memory; up to `argon2.max_queued` further callers
-//! wait for a slot and the rest get [`PasswordError::Busy`]. A verification
+//! At most `argon2.max_concurrent` hashes run at once, because each uses
+//! `argon2.memory_kib` of memory. Up to `argon2.max_queued` further callers
+//! wait for a slot, and the rest get [`PasswordError::Busy`]. A verification
 //! always computes exactly one hash: when there is no usable stored hash
 //! (unknown, disabled or locked account, or a stored hash that is malformed
 //! or too expensive), it runs against a dummy hash made at start-up with the
 //! configured parameters, so response times do not tell these cases apart.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::config::Argon2Params;
 
-/// Longest password accepted, in bytes before normalisation; longer ones
-/// are rejected before any hashing.
+/// Maximum password length in bytes before normalisation. Longer ones are
+/// rejected before any hashing.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// How long a caller waits in the queue for a hashing slot.
@@ -58,6 +58,8 @@ pub struct PasswordHasher {
     queued: AtomicUsize,
     max_queued: usize,
     dummy_hash: String,
+    /// Hashes computed by `hash` and `verify` since start-up.
+    computed: AtomicU64,
 }
 
 /// The largest stored parameters that are computed at all.
@@ -98,6 +100,7 @@ impl PasswordHasher {
             queued: AtomicUsize::new(0),
             max_queued: config.max_queued,
             dummy_hash,
+            computed: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +112,7 @@ impl PasswordHasher {
         }
         let permit = self.acquire().await?;
         let params = self.params.clone();
+        self.computed.fetch_add(1, Ordering::Relaxed);
         run_blocking(move || {
             let _permit = permit;
             hash_with(&params, password.as_bytes())
@@ -136,6 +140,7 @@ impl PasswordHasher {
             _ => self.dummy_hash.clone(),
         };
         let permit = self.acquire().await?;
+        self.computed.fetch_add(1, Ordering::Relaxed);
         let matched = run_blocking(move || {
             let _permit = permit;
             let Ok(parsed) = PasswordHash::new(&hash) else {
@@ -152,6 +157,12 @@ impl PasswordHasher {
         })
     }
 
+    /// Returns how many hashes `hash` and `verify` have computed, so tests
+    /// and metrics can check that each login attempt computes exactly one.
+    pub fn hashes_computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
     /// Returns the parameters of a stored hash if it is an argon2id hash
     /// within the ceiling. Only the PHC string is parsed: nothing is
     /// allocated for the hash's memory.
@@ -159,7 +170,7 @@ impl PasswordHasher {
         let parsed = match PasswordHash::new(stored) {
             Ok(parsed) => parsed,
             Err(error) => {
-                tracing::error!(%account, %error, "stored password hash is malformed; login refused");
+                tracing::error!(%account, %error, "stored password hash is malformed, so the login is rejected");
                 return None;
             }
         };
@@ -168,11 +179,11 @@ impl PasswordHasher {
         let params = match Params::try_from(&parsed) {
             Ok(params) if algorithm_ok => params,
             Ok(_) => {
-                tracing::error!(%account, algorithm = %parsed.algorithm, "stored password hash is not argon2id v19; login refused");
+                tracing::error!(%account, algorithm = %parsed.algorithm, "stored password hash is not argon2id v19, so the login is rejected");
                 return None;
             }
             Err(error) => {
-                tracing::error!(%account, %error, "stored password hash has invalid parameters; login refused");
+                tracing::error!(%account, %error, "stored password hash has invalid parameters, so the login is rejected");
                 return None;
             }
         };
@@ -185,7 +196,7 @@ impl PasswordHasher {
                 memory_kib = params.m_cost(),
                 iterations = params.t_cost(),
                 parallelism = params.p_cost(),
-                "stored password hash exceeds the argon2 ceiling; login refused"
+                "stored password hash exceeds the argon2 ceiling, so the login is rejected"
             );
             return None;
         }

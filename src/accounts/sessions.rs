@@ -21,8 +21,8 @@ const PLAIN_COOKIE: &str = "tessera_session";
 /// The authentication method recorded for a password login (RFC 8176).
 pub const AMR_PASSWORD: &str = "pwd";
 
-/// Whether cookies get `Secure`: always, unless the issuer is http (which
-/// configuration allows only on loopback).
+/// Returns whether cookies get `Secure`: always, unless the issuer is http,
+/// which configuration allows only on loopback.
 pub fn secure_cookies(config: &Config) -> bool {
     !config.issuer.starts_with("http://")
 }

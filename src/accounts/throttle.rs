@@ -86,8 +86,9 @@ impl FailureThrottle {
             .map(|entry| entry.last_failure + self.window)
     }
 
-    /// The wait before the next attempt after `failures` failures: none for
-    /// the first, then `base_delay` doubling per failure up to `max_delay`.
+    /// Returns the wait before the next attempt after `failures` failures:
+    /// none after the first, then `base_delay` doubling per failure up to
+    /// `max_delay`.
     pub fn delay(&self, failures: u32) -> Duration {
         if failures < 2 {
             return Duration::ZERO;

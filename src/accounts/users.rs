@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::password::{PasswordError, PasswordHasher};
 use crate::store::{Store, StoreError, UserRecord};
 
-/// Longest username accepted, in bytes before normalisation.
+/// Maximum username length in bytes before normalisation.
 pub const MAX_USERNAME_BYTES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,8 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
-/// Normalises a username for storage and lookup, or says why it is invalid.
+/// Normalises a username for storage and lookup, or returns why it is
+/// invalid.
 pub fn normalize_username(raw: &str) -> Result<String, UserError> {
     if raw.len() > MAX_USERNAME_BYTES {
         return Err(UserError::InvalidUsername("longer than 256 bytes"));

@@ -1,4 +1,4 @@
-//! The audit log of security-relevant events. An event never holds a
+//! The audit log of security-relevant events. An event never contains a
 //! password, token or other secret.
 
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use super::StoreError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
     pub time: DateTime<Utc>,
-    /// What happened, as a dotted name such as `login.failure`.
+    /// The event type, as a dotted name such as `login.failure`.
     pub kind: String,
     /// The user the event concerns (their id), when known.
     pub subject: Option<String>,

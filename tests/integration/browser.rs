@@ -1,6 +1,6 @@
-//! The login and consent pages in headless Chromium over WebDriver: a user
+//! The login and consent pages in headless Chromium over WebDriver. A user
 //! types their name and password, approves consent and lands on the
-//! transaction's return path; a wrong password shows the generic message.
+//! transaction's return path. A wrong password shows the generic message.
 //! With `UPDATE_SCREENSHOTS=1` the test also writes the screenshots under
 //! `docs/screenshots/` that the README links to.
 //!
@@ -167,8 +167,8 @@ async fn browser_signs_in_and_approves_consent() {
     assert_eq!(alert.text().await.unwrap(), "Invalid username or password.");
     capture(&client, "login").await;
 
-    // The right password leads to consent, whose approval leads to the
-    // return path (absent here, so the server answers 404 there).
+    // The right password leads to consent, whose approval redirects to the
+    // return path (no route exists there yet, so the server returns 404).
     client
         .find(Locator::Css("#username"))
         .await
@@ -199,5 +199,96 @@ async fn browser_signs_in_and_approves_consent() {
         .await
         .unwrap();
 
+    client.close().await.unwrap();
+}
+
+/// Serves one HTML page that frames `target`, from another loopback port
+/// (another origin), as an attacker's page would.
+async fn framing_page(target: String) -> std::net::SocketAddr {
+    let html = format!("<!doctype html><title>decoy</title><iframe src=\"{target}\"></iframe>");
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_refuses_to_frame_login_and_consent() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "alice", "correct horse battery").await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+
+    let tx = new_transaction(&app, false, "openid").await;
+    let targets = [
+        app.url(&format!("/login?tx={tx}")),
+        app.url("/login?tx=unknown"),
+    ];
+    for target in targets {
+        let decoy = framing_page(target.clone()).await;
+        client.goto(&format!("http://{decoy}/")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.enter_frame(Some(0)).await.unwrap();
+        let inner = client.source().await.unwrap();
+        assert!(
+            !inner.contains("Sign in"),
+            "{target} rendered in a frame: {inner}"
+        );
+        assert!(
+            !inner.contains("Sign-in link expired"),
+            "{target} rendered in a frame"
+        );
+        client.enter_parent_frame().await.unwrap();
+    }
+
+    // Control: a response without the headers does render in the frame,
+    // so the check above can tell framed from refused.
+    let decoy = framing_page(app.url("/healthz")).await;
+    client.goto(&format!("http://{decoy}/")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.enter_frame(Some(0)).await.unwrap();
+    let inner = client.source().await.unwrap();
+    assert!(
+        inner.contains("\"status\""),
+        "control frame did not render: {inner}"
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_runs_no_script_from_request_values() {
+    let app = spawn(fast_config()).await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+    let probes = [
+        "/consent?tx=%3Cscript%3Ealert(1)%3C/script%3E",
+        "/login?tx=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E",
+        "/login?tx=%3C/title%3E%3Csvg/onload=alert(1)%3E",
+    ];
+    for probe in probes {
+        client.goto(&app.url(probe)).await.unwrap();
+        let heading = client.find(Locator::Css("h1")).await.unwrap();
+        assert_eq!(
+            heading.text().await.unwrap(),
+            "Sign-in link expired",
+            "{probe}"
+        );
+        assert!(
+            client.get_alert_text().await.is_err(),
+            "{probe} opened an alert"
+        );
+        let images = client
+            .find_all(Locator::Css("img, svg, script"))
+            .await
+            .unwrap();
+        assert!(images.is_empty(), "{probe} rendered markup");
+    }
     client.close().await.unwrap();
 }

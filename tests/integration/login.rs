@@ -18,7 +18,8 @@ use crate::harness::{Backend, TestApp, TestStore};
 
 const GENERIC: &str = "Invalid username or password.";
 
-/// A configuration with cheap argon2 parameters and no throttling delay.
+/// Returns a configuration with cheap argon2 parameters and no throttling
+/// delay.
 pub fn fast_config() -> Config {
     let mut config = Config::default();
     config.argon2.memory_kib = 64;
@@ -74,7 +75,7 @@ pub async fn new_transaction(app: &TestApp, first_party: bool, scopes: &str) -> 
     .unwrap()
 }
 
-/// The `name=value` part of the cookie `name` set by a response.
+/// Returns the `Set-Cookie` value of cookie `name` in a response.
 fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
@@ -88,7 +89,7 @@ fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-/// The value of the hidden `csrf` field in a page.
+/// Extracts the value of the hidden `csrf` field from a page.
 fn csrf_field(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
     let end = start + html[start..].find('"').unwrap();
@@ -750,4 +751,134 @@ async fn hash_above_ceiling_fails_like_wrong_password() {
     let (status, _, page) = browser.login("u6", "u6-pw-1").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(GENERIC));
+}
+
+/// Every path through a login computes exactly one hash, except the input
+/// classes refused before hashing, which compute none, for every name.
+#[tokio::test]
+async fn every_login_path_computes_one_hash() {
+    let mut config = fast_config();
+    config.login.lockout_threshold = 1000;
+    config.login.ip_lockout_threshold = 1000;
+    let app = spawn(config).await;
+    let store = app.state.store.as_ref();
+    add_user(&app, "u1", "u1-right-pw").await;
+    let locked = add_user(&app, "u3", "u3-right-pw").await;
+    store
+        .set_locked_until(locked.id, Some(Utc::now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    let disabled = add_user(&app, "u4", "u4-right-pw").await;
+    store
+        .set_user_disabled(disabled.id, true, Utc::now())
+        .await
+        .unwrap();
+    let edited = add_user(&app, "u6", "u6-right-pw").await;
+    let huge = "$argon2id$v=19$m=4194304,t=1000,p=255$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    store
+        .set_password_hash(edited.id, huge, Utc::now())
+        .await
+        .unwrap();
+
+    let names = ["u1", "U1", "u3", "u4", "u6", "nobody-5c1e"];
+    let long = "p".repeat(1025);
+    let classes: [(&str, Option<&str>, u64); 5] = [
+        ("wrong", Some("wrong-pw-12c"), 1),
+        ("empty", Some(""), 1),
+        ("spaces", Some("            "), 1),
+        ("too long", Some(&long), 0),
+        ("missing", None, 0),
+    ];
+    let hasher = &app.state.accounts.hasher;
+    for (class, password, expected_hashes) in classes {
+        let mut pages = Vec::new();
+        for name in names {
+            let tx = new_transaction(&app, true, "openid").await;
+            let browser = Browser::open_login(&app, &tx).await;
+            let mut form = vec![("tx", tx.as_str()), ("csrf", browser.csrf.as_str())];
+            form.push(("username", name));
+            if let Some(password) = password {
+                form.push(("password", password));
+            }
+            let before = hasher.hashes_computed();
+            let response = browser.post("/login", &form).await;
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            let hashes = hasher.hashes_computed() - before;
+            assert_eq!(hashes, expected_hashes, "{class} password for {name}");
+            assert!(body.contains(GENERIC), "{class} password for {name}");
+            pages.push((status, without_tokens(&body).replace(&tx, "TX")));
+        }
+        for (page, name) in pages.iter().zip(names) {
+            assert_eq!(
+                page, &pages[0],
+                "{class} password: {name} answers differently"
+            );
+        }
+    }
+
+    // A locked account's right password also costs one hash and fails.
+    let tx = new_transaction(&app, true, "openid").await;
+    let mut browser = Browser::open_login(&app, &tx).await;
+    let before = hasher.hashes_computed();
+    let (status, _, page) = browser.login("u3", "u3-right-pw").await;
+    assert_eq!(hasher.hashes_computed() - before, 1);
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(GENERIC));
+}
+
+#[tokio::test]
+async fn audit_event_carries_request_id() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "lee", "lee-pw-1").await;
+    let tx = new_transaction(&app, true, "openid").await;
+    let browser = Browser::open_login(&app, &tx).await;
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", browser.cookie_header())
+        .header("x-request-id", "req-login-1")
+        .form(&[
+            ("tx", tx.as_str()),
+            ("csrf", browser.csrf.as_str()),
+            ("username", "lee"),
+            ("password", "wrong"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = app.state.store.recent_audit_events(1).await.unwrap();
+    assert_eq!(events[0].kind, "login.failure");
+    assert_eq!(events[0].request_id.as_deref(), Some("req-login-1"));
+    let body = format!("{events:?}");
+    assert!(
+        !body.contains("wrong"),
+        "no password in audit events: {body}"
+    );
+}
+
+#[tokio::test]
+async fn session_ends_at_absolute_timeout() {
+    let mut config = fast_config();
+    config.login.session_idle_timeout = HumanDuration::from_secs(120);
+    config.login.session_absolute_timeout = HumanDuration::from_secs(300);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app =
+        TestApp::spawn_configured(TestStore::new(Backend::Sqlite).await, config, clock.clone())
+            .await;
+    add_user(&app, "max", "max-pw-1").await;
+    let tx = new_transaction(&app, false, "openid").await;
+    let mut browser = Browser::open_login(&app, &tx).await;
+    browser.login("max", "max-pw-1").await;
+    // Active every 100 s, so never idle, but past the absolute end.
+    for _ in 0..2 {
+        clock.advance(Duration::seconds(100));
+        let (status, _, _) = browser.get(&format!("/consent?tx={tx}")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    clock.advance(Duration::seconds(101));
+    let (status, headers, _) = browser.get(&format!("/consent?tx={tx}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), format!("/login?tx={tx}"));
 }

@@ -1,5 +1,5 @@
-//! `GET /consent` asks the signed-in user to approve the requested scopes;
-//! `POST /consent` records the decision.
+//! `GET /consent` shows the scopes that the signed-in user has not yet
+//! approved for the client. `POST /consent` records the decision.
 
 use askama::Template;
 use axum::extract::{Query, State};

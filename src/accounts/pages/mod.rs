@@ -29,7 +29,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 const STYLESHEET: &str = include_str!("../../../static/tessera.css");
 
-/// The login and consent pages and their stylesheet, with security headers.
+/// Builds the routes of the login and consent pages and their stylesheet,
+/// with security headers.
 pub fn router(config: &Config) -> Router<AppState> {
     let pages = Router::new()
         .route("/login", get(login::show).post(login::submit))
@@ -132,7 +133,8 @@ async fn load_transaction(
     }
 }
 
-/// The session of the request's cookie, if live and its user enabled.
+/// Returns the session of the request's cookie if it is live and its user
+/// is enabled.
 async fn live_session(
     state: &AppState,
     headers: &HeaderMap,
@@ -171,7 +173,7 @@ async fn finish(
     }
 }
 
-/// A 303 redirect to a path on Tessera.
+/// Redirects with 303 See Other to a path on Tessera.
 fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),

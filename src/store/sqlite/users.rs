@@ -167,7 +167,7 @@ impl UserStore for SqliteStore {
         id: Uuid,
         policy: FailurePolicy,
     ) -> Result<Option<FailureCount>, StoreError> {
-        // `counted` is the count including this failure; SET expressions
+        // `counted` is the count including this failure. SET expressions
         // read the row as it was before the update.
         let counted = "(CASE WHEN last_failed_at IS NULL OR last_failed_at < ?3
                              THEN 1 ELSE failed_logins + 1 END)";
