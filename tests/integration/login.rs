@@ -746,6 +746,36 @@ async fn hash_above_ceiling_fails_like_wrong_password() {
         .set_password_hash(user.id, edited, Utc::now())
         .await
         .unwrap();
+    // Ten at once: each fails through the dummy hash, none allocates the
+    // edited parameters (4 GiB each) or fails with a server error.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let tx = new_transaction(&app, true, "openid").await;
+        let browser = Browser::open_login(&app, &tx).await;
+        let request = app
+            .client
+            .post(app.url("/login"))
+            .header("cookie", browser.cookie_header())
+            .form(&[
+                ("tx", tx.as_str()),
+                ("csrf", browser.csrf.as_str()),
+                ("username", "u6"),
+                ("password", "u6-pw-1"),
+            ]);
+        tasks.push(tokio::spawn(request.send()));
+    }
+    for task in tasks {
+        let response = task.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.text().await.unwrap().contains(GENERIC));
+    }
+
+    // A malformed stored hash fails the same way.
+    app.state
+        .store
+        .set_password_hash(user.id, "$argon2id$v=19$m=,t=x$$", Utc::now())
+        .await
+        .unwrap();
     let tx = new_transaction(&app, true, "openid").await;
     let mut browser = Browser::open_login(&app, &tx).await;
     let (status, _, page) = browser.login("u6", "u6-pw-1").await;
@@ -881,4 +911,67 @@ async fn session_ends_at_absolute_timeout() {
     let (status, headers, _) = browser.get(&format!("/consent?tx={tx}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), format!("/login?tx={tx}"));
+}
+
+/// Measures login response times per kind of account with the default
+/// (OWASP) argon2 parameters and checks that the medians of an active,
+/// case-variant, locked, disabled and unknown name lie within 10 % of each
+/// other. Ignored by default because timing on a shared machine is noisy:
+/// run it with `cargo test --release -- --ignored login_timing`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn login_timing_matches_across_accounts() {
+    let mut config = Config::default();
+    config.login.lockout_threshold = 100_000;
+    config.login.ip_lockout_threshold = 100_000;
+    config.login.base_delay = HumanDuration::from_secs(0);
+    let app = spawn(config).await;
+    let store = app.state.store.as_ref();
+    add_user(&app, "u1", "u1-right-pw").await;
+    let locked = add_user(&app, "u3", "u3-right-pw").await;
+    store
+        .set_locked_until(locked.id, Some(Utc::now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    let disabled = add_user(&app, "u4", "u4-right-pw").await;
+    store
+        .set_user_disabled(disabled.id, true, Utc::now())
+        .await
+        .unwrap();
+
+    let names = ["u1", "U1", "u3", "u4", "nobody-9d2b"];
+    let rounds = 100;
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for _ in 0..rounds {
+        for (index, name) in names.iter().enumerate() {
+            let tx = new_transaction(&app, true, "openid").await;
+            let browser = Browser::open_login(&app, &tx).await;
+            let form = [
+                ("tx", tx.as_str()),
+                ("csrf", browser.csrf.as_str()),
+                ("username", name),
+                ("password", "wrong-pw-12c"),
+            ];
+            let started = std::time::Instant::now();
+            let response = browser.post("/login", &form).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            samples[index].push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let medians: Vec<f64> = samples
+        .iter_mut()
+        .map(|times| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        })
+        .collect();
+    for (name, median) in names.iter().zip(&medians) {
+        println!("{name}: median {median:.1} ms over {rounds} logins");
+    }
+    let fastest = medians.iter().copied().fold(f64::MAX, f64::min);
+    let slowest = medians.iter().copied().fold(0.0, f64::max);
+    assert!(
+        slowest <= fastest * 1.10,
+        "medians differ by more than 10 %: {medians:?}"
+    );
 }
