@@ -30,6 +30,8 @@ CREATE TABLE sessions (
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX sessions_user_id ON sessions (user_id);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+CREATE INDEX sessions_last_seen_at ON sessions (last_seen_at);
 
 -- One pass of a browser through login and consent, created by the
 -- authorization endpoint and completed by the pages.
@@ -50,6 +52,7 @@ CREATE TABLE login_transactions (
     amr TEXT,
     granted_scopes TEXT
 );
+CREATE INDEX login_transactions_expires_at ON login_transactions (expires_at);
 
 -- Scopes each user has approved for each client.
 CREATE TABLE consents (

@@ -7,6 +7,7 @@ pub mod login_transactions;
 mod pages;
 pub mod password;
 pub mod sessions;
+pub mod sweeper;
 pub mod throttle;
 pub mod users;
 

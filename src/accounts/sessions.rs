@@ -80,10 +80,6 @@ pub async fn start_session(
     Ok((id, session))
 }
 
-// TODO: nothing calls `delete_expired_sessions` yet, and expired login
-// transactions are never deleted either, so both tables keep dead rows
-// until a periodic sweeper is added to the server.
-
 /// Returns the live session for a cookie value and records its use, or
 /// `None` when it is unknown or past either timeout.
 pub async fn current_session(

@@ -59,9 +59,11 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = server.local_addr()?;
+    let sweeper = tokio::spawn(crate::accounts::sweeper::run(state.clone()));
     tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
 
     server.run(server::shutdown_signal()).await?;
+    sweeper.abort();
     tracing::info!("tessera stopped");
     Ok(())
 }

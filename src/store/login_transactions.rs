@@ -73,6 +73,12 @@ pub trait LoginTransactionStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes transactions that expired at or before `now`; returns how many.
+    async fn delete_expired_login_transactions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     /// Deletes a decided, unexpired transaction and returns it, in one
     /// atomic statement, so its outcome is used once.
     async fn take_login_transaction(

@@ -324,3 +324,74 @@ fn users_commands_manage_accounts() {
     let missing = run_with_input(folder.path(), &["users", "show", "nobody"], "");
     assert_fails(&missing, 1, "user \"nobody\" not found");
 }
+
+/// One hundred `users set-password` commands at once on the SQLite default
+/// all succeed, and each user ends with the new password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_set_password_commands_all_succeed() {
+    use std::io::Write;
+
+    let folder = tempfile::tempdir().unwrap();
+    assert!(run(folder.path(), &["migrate"], &[]).status.success());
+    let url = format!(
+        "sqlite://{}",
+        folder.path().join("tessera-data/tessera.db").display()
+    );
+    let store = tessera::store::open(&url).await.unwrap();
+    let mut cheap = tessera::config::Config::default();
+    cheap.argon2.memory_kib = 64;
+    cheap.argon2.iterations = 1;
+    let hasher = tessera::accounts::password::PasswordHasher::new(&cheap.argon2)
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    for index in 0..100 {
+        let new = tessera::accounts::users::NewUser {
+            username: format!("user{index}"),
+            ..Default::default()
+        };
+        let user = tessera::accounts::users::create_user(
+            store.as_ref(),
+            &hasher,
+            new,
+            "old-password",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        before.push(user);
+    }
+
+    let env = [
+        ("TESSERA_ARGON2__MEMORY_KIB", "64"),
+        ("TESSERA_ARGON2__ITERATIONS", "1"),
+    ];
+    let mut children = Vec::new();
+    for index in 0..100 {
+        let name = format!("user{index}");
+        let args = ["users", "set-password", name.as_str(), "--password-stdin"];
+        let mut child = tessera(folder.path(), &args, &env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"new-password\n").unwrap();
+        drop(stdin);
+        children.push(child);
+    }
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains("database is locked"), "{stderr}");
+    }
+
+    for user in before {
+        let after = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_ne!(after.password_hash, user.password_hash, "{}", user.username);
+        let check = hasher.verify("new-password", Some(&after.password_hash), "");
+        assert!(check.await.unwrap().matched, "{}", user.username);
+    }
+}

@@ -10,7 +10,7 @@ use tessera::accounts::login_transactions::{
     create_login_transaction, take_login_outcome, NewLoginTransaction,
 };
 use tessera::accounts::users::{create_user, NewUser};
-use tessera::clock::{ManualClock, SystemClock};
+use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::config::{Config, HumanDuration};
 use tessera::store::{LoginOutcome, UserRecord};
 
@@ -974,4 +974,45 @@ async fn login_timing_matches_across_accounts() {
         slowest <= fastest * 1.10,
         "medians differ by more than 10 %: {medians:?}"
     );
+}
+
+#[tokio::test]
+async fn sweeper_deletes_expired_rows() {
+    let mut config = fast_config();
+    config.login.session_idle_timeout = HumanDuration::from_secs(60);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app =
+        TestApp::spawn_configured(TestStore::new(Backend::Sqlite).await, config, clock.clone())
+            .await;
+    add_user(&app, "nina", "nina-pw-1").await;
+    let finished = new_transaction(&app, true, "openid").await;
+    let mut browser = Browser::open_login(&app, &finished).await;
+    let (_, headers, _) = browser.login("nina", "nina-pw-1").await;
+    let session = cookie_pair(&set_cookie(&headers, "tessera_session").unwrap());
+    let session_digest = app
+        .state
+        .data_keys
+        .digester
+        .digest(session.split_once('=').unwrap().1);
+    let open = new_transaction(&app, false, "openid").await;
+    let open_digest = app.state.data_keys.digester.digest(&open);
+    let store = app.state.store.as_ref();
+
+    tessera::accounts::sweeper::sweep(&app.state).await;
+    assert!(store.session(&session_digest).await.unwrap().is_some());
+    let now = clock.now();
+    assert!(store
+        .login_transaction(&open_digest, now)
+        .await
+        .unwrap()
+        .is_some());
+
+    clock.advance(Duration::seconds(601));
+    tessera::accounts::sweeper::sweep(&app.state).await;
+    assert!(store.session(&session_digest).await.unwrap().is_none());
+    let removed = store
+        .delete_expired_login_transactions(clock.now())
+        .await
+        .unwrap();
+    assert_eq!(removed, 0, "the sweep already deleted both transactions");
 }

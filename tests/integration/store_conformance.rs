@@ -509,6 +509,19 @@ async fn login_transaction_is_decided_and_taken_once(test: TestStore) {
         .await
         .unwrap()
         .is_none());
+
+    let expiring = LoginTransactionRecord {
+        id_digest: "tx-2".into(),
+        ..record
+    };
+    test.store
+        .insert_login_transaction(&expiring)
+        .await
+        .unwrap();
+    let early = test.store.delete_expired_login_transactions(at(599)).await;
+    assert_eq!(early.unwrap(), 0);
+    let due = test.store.delete_expired_login_transactions(at(600)).await;
+    assert_eq!(due.unwrap(), 1);
 }
 
 async fn consent_is_saved_per_user_and_client(test: TestStore) {

@@ -155,6 +155,17 @@ impl LoginTransactionStore for PostgresStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn delete_expired_login_transactions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM login_transactions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn take_login_transaction(
         &self,
         id_digest: &str,

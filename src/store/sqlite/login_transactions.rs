@@ -164,6 +164,17 @@ impl LoginTransactionStore for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn delete_expired_login_transactions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM login_transactions WHERE expires_at <= ?1")
+            .bind(to_millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn take_login_transaction(
         &self,
         id_digest: &str,
