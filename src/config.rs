@@ -57,6 +57,7 @@ pub struct Config {
     pub argon2: Argon2Params,
     pub keys: KeySchedule,
     pub registration: RegistrationSettings,
+    pub login: LoginPolicy,
 }
 
 /// Log line format.
@@ -92,6 +93,36 @@ pub struct Argon2Params {
     pub parallelism: u32,
     /// Hashes computed at the same time; further logins wait in a queue.
     pub max_concurrent: usize,
+    /// Logins that may wait for a hashing slot; the next one gets 503.
+    pub max_queued: usize,
+    /// A stored hash whose memory, iterations or parallelism exceeds this
+    /// multiple of the configured value is rejected before it is computed.
+    pub ceiling_factor: u32,
+}
+
+/// Brute-force protection, sessions and login transactions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginPolicy {
+    /// Failed logins for one account, within `failure_window`, that lock it.
+    pub lockout_threshold: u32,
+    /// How long a locked account refuses every password.
+    pub lockout_duration: HumanDuration,
+    /// Failed logins from one client address, within `failure_window`, after
+    /// which that address gets 429 until the window has passed.
+    pub ip_lockout_threshold: u32,
+    /// How long a failed login counts towards delays and lockouts.
+    pub failure_window: HumanDuration,
+    /// Delay before checking the password after the second failure; it
+    /// doubles with each further failure up to `max_delay`.
+    pub base_delay: HumanDuration,
+    pub max_delay: HumanDuration,
+    /// A session unused this long ends.
+    pub session_idle_timeout: HumanDuration,
+    /// A session ends this long after login, however active.
+    pub session_absolute_timeout: HumanDuration,
+    /// How long a login transaction (one pass through login and consent) lives.
+    pub transaction_ttl: HumanDuration,
 }
 
 /// Dynamic client registration (`POST /register`, RFC 7591).
@@ -150,6 +181,7 @@ impl Default for Config {
             argon2: Argon2Params::default(),
             keys: KeySchedule::default(),
             registration: RegistrationSettings::default(),
+            login: LoginPolicy::default(),
         }
     }
 }
@@ -176,6 +208,24 @@ impl Default for Argon2Params {
             iterations: 2,
             parallelism: 1,
             max_concurrent: 4,
+            max_queued: 64,
+            ceiling_factor: 4,
+        }
+    }
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        Self {
+            lockout_threshold: 10,
+            lockout_duration: HumanDuration::from_secs(15 * 60),
+            ip_lockout_threshold: 100,
+            failure_window: HumanDuration::from_secs(15 * 60),
+            base_delay: HumanDuration::from_millis(250),
+            max_delay: HumanDuration::from_secs(5),
+            session_idle_timeout: HumanDuration::from_secs(30 * 60),
+            session_absolute_timeout: HumanDuration::from_secs(12 * 3600),
+            transaction_ttl: HumanDuration::from_secs(10 * 60),
         }
     }
 }
@@ -270,6 +320,7 @@ impl Config {
         self.tokens.validate()?;
         self.argon2.validate()?;
         self.keys.validate(&self.tokens)?;
+        self.login.validate()?;
         Ok(())
     }
 }
@@ -366,6 +417,69 @@ impl Argon2Params {
                 "argon2.max_concurrent",
                 self.max_concurrent,
                 "use at least 1",
+            ));
+        }
+        if self.ceiling_factor == 0 {
+            return Err(ConfigError::value(
+                "argon2.ceiling_factor",
+                self.ceiling_factor,
+                "use at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl LoginPolicy {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.lockout_threshold == 0 {
+            return Err(ConfigError::value(
+                "login.lockout_threshold",
+                self.lockout_threshold,
+                "use at least 1",
+            ));
+        }
+        if self.ip_lockout_threshold == 0 {
+            return Err(ConfigError::value(
+                "login.ip_lockout_threshold",
+                self.ip_lockout_threshold,
+                "use at least 1",
+            ));
+        }
+        let positive = [
+            ("login.lockout_duration", &self.lockout_duration),
+            ("login.failure_window", &self.failure_window),
+            ("login.session_idle_timeout", &self.session_idle_timeout),
+            (
+                "login.session_absolute_timeout",
+                &self.session_absolute_timeout,
+            ),
+            ("login.transaction_ttl", &self.transaction_ttl),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return Err(ConfigError::value(key, value, "use a duration above zero"));
+            }
+        }
+        if self.base_delay > self.max_delay {
+            return Err(ConfigError::value(
+                "login.base_delay",
+                self.base_delay,
+                format!("use at most login.max_delay ({})", self.max_delay),
+            ));
+        }
+        if self.max_delay.as_duration() > Duration::from_secs(30) {
+            return Err(ConfigError::value(
+                "login.max_delay",
+                self.max_delay,
+                "use at most 30s, below the request timeout",
+            ));
+        }
+        if self.session_idle_timeout > self.session_absolute_timeout {
+            return Err(ConfigError::value(
+                "login.session_idle_timeout",
+                self.session_idle_timeout,
+                "use at most login.session_absolute_timeout",
             ));
         }
         Ok(())

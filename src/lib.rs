@@ -1,6 +1,7 @@
 //! Tessera: an OAuth 2.0 / OpenID Connect authorization server whose access
 //! tokens are encrypted to the resource server they are meant for.
 
+pub mod accounts;
 pub mod cli;
 pub mod clients;
 pub mod clock;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub registry: crate::registry::Registry,
     /// Tessera's signing and encryption keys, kept loaded by the key manager.
     pub keys: Arc<KeyRing>,
+    /// Password hashing and login throttling.
+    pub accounts: Arc<crate::accounts::Accounts>,
 }
 
 /// A server bound to its listener and ready to run.

@@ -19,6 +19,7 @@ mod migrate;
 mod output;
 mod resources;
 mod serve;
+mod users;
 
 pub use output::Output;
 
@@ -65,6 +66,9 @@ pub enum Command {
         #[command(subcommand)]
         command: master_key::MasterKeyCommand,
     },
+    /// Manage user accounts.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -138,6 +142,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resources(command) => resources::run(&config, &output, command).await?,
         Command::Keys { command } => keys::run(&config, command, &output).await?,
         Command::MasterKey { command } => master_key::run(&config, command, &output).await?,
+        Command::Users(command) => users::run(&config, &output, command).await?,
     }
     Ok(())
 }

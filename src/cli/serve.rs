@@ -60,9 +60,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let keys = key_manager.ring();
     let scheduler = key_manager.spawn();
 
+    let accounts = crate::accounts::Accounts::new(&config)
+        .await
+        .context("cannot set up password hashing")?;
     let listen = config.listen;
     let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
     let state = AppState {
+        accounts: Arc::new(accounts),
         config: Arc::new(config),
         store,
         clock,
@@ -76,11 +80,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = server.local_addr()?;
     tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
 
+    let sweeper = tokio::spawn(crate::accounts::sweeper::run(state.clone()));
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
     let pruner = maintenance::spawn_pruner(state.store.clone(), state.clock.clone(), stopped);
 
     let served = server.run(server::shutdown_signal()).await;
     scheduler.abort();
+    sweeper.abort();
     stop_tasks.send(true).ok();
     pruner.await.ok();
     served?;

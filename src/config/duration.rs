@@ -14,6 +14,10 @@ impl HumanDuration {
         Self(Duration::from_secs(secs))
     }
 
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(Duration::from_millis(millis))
+    }
+
     pub const fn as_duration(&self) -> Duration {
         self.0
     }

@@ -12,9 +12,14 @@ use tower_http::trace::TraceLayer;
 use crate::server::AppState;
 
 pub mod error;
+mod error_page;
 pub mod form;
 mod health;
 mod jwks;
+mod security_headers;
+
+pub use error_page::error_page;
+pub use security_headers::{with_security_headers, PAGE_CSP};
 
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(crate::oauth::register::router())
         .merge(jwks::router())
+        .merge(crate::accounts::router(&state.config))
         .layer(middleware)
         .with_state(state)
 }

@@ -374,6 +374,13 @@ impl KeyManager {
     }
 
     /// Generates and seals the planned new keys.
+    ///
+    /// NOTE: the planned times were taken before generation, so a new key
+    /// reaches the store up to one generation time (about a second for RSA
+    /// in a debug build) after its recorded creation. `publish_ahead` is at
+    /// least twice the JWKS cache lifetime, so this eats into a margin of
+    /// minutes with the defaults, but a `rotate` without `--force` counts
+    /// the waiting time from the recorded creation.
     async fn materialize(&self, changes: PlanChanges) -> Result<KeyChanges, KeyError> {
         let mut inserted = Vec::with_capacity(changes.new_keys.len());
         for (alg, times) in changes.new_keys {

@@ -12,23 +12,33 @@ use async_trait::async_trait;
 
 pub mod access_tokens;
 mod assertion_jtis;
+mod audit;
 mod clients;
+mod consents;
 mod coordination;
 mod data_keys;
 mod keys;
+mod login_transactions;
 mod postgres;
 mod resources;
+mod sessions;
 mod sqlite;
+mod users;
 
 pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
 pub use assertion_jtis::AssertionJtiStore;
+pub use audit::{AuditEvent, AuditStore};
 pub use clients::{
     ApplicationType, AuthMethod, Client, ClientStore, InitialAccessToken, CLIENTS_TOPIC,
 };
+pub use consents::ConsentStore;
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
 pub use keys::{KeyChanges, KeyStore, KeyTimes, StoredKey};
+pub use login_transactions::{LoginOutcome, LoginTransactionRecord, LoginTransactionStore};
 pub use resources::{EncryptionKeySource, ResourceServer, ResourceStore, RESOURCES_TOPIC};
+pub use sessions::{SessionRecord, SessionStore};
+pub use users::{FailureCount, FailurePolicy, UserRecord, UserStore};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -90,6 +100,11 @@ pub trait Store:
     + DataKeyStore
     + KeyStore
     + ResourceStore
+    + UserStore
+    + SessionStore
+    + LoginTransactionStore
+    + ConsentStore
+    + AuditStore
     + Send
     + Sync
     + 'static
@@ -149,6 +164,19 @@ fn decode_json(what: &'static str, text: &str) -> Result<serde_json::Value, Stor
         what,
         message: err.to_string(),
     })
+}
+
+/// Joins scope or `amr` values with spaces, the form they are stored in.
+fn join_words(words: &[String]) -> String {
+    words.join(" ")
+}
+
+/// Splits a stored space-separated list.
+fn split_words(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Removes the password from a database URL so it can be printed.

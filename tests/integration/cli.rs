@@ -310,3 +310,139 @@ async fn instances_start_together_on_empty_database() {
         .unwrap();
     assert_eq!(data_keys, 2);
 }
+
+/// Runs `tessera` with `stdin` piped in.
+fn run_with_input(folder: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = tessera(folder, args, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn users_commands_manage_accounts() {
+    let folder = tempfile::tempdir().unwrap();
+    let migrated = run(folder.path(), &["migrate"], &[]);
+    assert!(migrated.status.success());
+    let create = [
+        "users",
+        "create",
+        "--username",
+        "Alice",
+        "--email",
+        "alice@example.test",
+        "--password-stdin",
+        "--json",
+    ];
+    let created = run_with_input(folder.path(), &create, "s3cret pass\n");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(body["username"], "alice");
+    assert!(uuid::Uuid::parse_str(body["sub"].as_str().unwrap()).is_ok());
+
+    let again = run_with_input(folder.path(), &create, "other\n");
+    assert_fails(&again, 1, "username \"alice\" is already taken");
+
+    let listed = run(folder.path(), &["users", "list", "--json"], &[]);
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(users[0]["username"], "alice");
+    assert!(users[0].get("password_hash").is_none());
+
+    let disabled = run(folder.path(), &["users", "disable", "ALICE", "--json"], &[]);
+    assert!(disabled.status.success());
+    let shown = run(folder.path(), &["--json", "users", "show", "alice"], &[]);
+    let user: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(user["disabled"], true);
+    assert_eq!(user["email"], "alice@example.test");
+
+    let set = ["users", "set-password", "alice", "--password-stdin"];
+    let changed = run_with_input(folder.path(), &set, "new pass\r\n");
+    assert!(changed.status.success());
+    let missing = run_with_input(folder.path(), &["users", "show", "nobody"], "");
+    assert_fails(&missing, 1, "user \"nobody\" not found");
+}
+
+/// One hundred `users set-password` commands at once on the SQLite default
+/// all succeed, and each user ends with the new password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_set_password_commands_all_succeed() {
+    use std::io::Write;
+
+    let folder = tempfile::tempdir().unwrap();
+    assert!(run(folder.path(), &["migrate"], &[]).status.success());
+    let url = format!(
+        "sqlite://{}",
+        folder.path().join("tessera-data/tessera.db").display()
+    );
+    let store = tessera::store::open(&url).await.unwrap();
+    let mut cheap = tessera::config::Config::default();
+    cheap.argon2.memory_kib = 64;
+    cheap.argon2.iterations = 1;
+    let hasher = tessera::accounts::password::PasswordHasher::new(&cheap.argon2)
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    for index in 0..100 {
+        let new = tessera::accounts::users::NewUser {
+            username: format!("user{index}"),
+            ..Default::default()
+        };
+        let user = tessera::accounts::users::create_user(
+            store.as_ref(),
+            &hasher,
+            new,
+            "old-password",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        before.push(user);
+    }
+
+    let env = [
+        ("TESSERA_ARGON2__MEMORY_KIB", "64"),
+        ("TESSERA_ARGON2__ITERATIONS", "1"),
+    ];
+    let mut children = Vec::new();
+    for index in 0..100 {
+        let name = format!("user{index}");
+        let args = ["users", "set-password", name.as_str(), "--password-stdin"];
+        let mut child = tessera(folder.path(), &args, &env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"new-password\n").unwrap();
+        drop(stdin);
+        children.push(child);
+    }
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains("database is locked"), "{stderr}");
+    }
+
+    for user in before {
+        let after = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_ne!(after.password_hash, user.password_hash, "{}", user.username);
+        let check = hasher.verify("new-password", Some(&after.password_hash), "");
+        assert!(check.await.unwrap().matched, "{}", user.username);
+    }
+}

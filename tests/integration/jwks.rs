@@ -266,6 +266,11 @@ async fn unloaded_key_ring_is_not_ready() {
         data_keys,
         registry: tessera::registry::Registry::new(test.store.clone(), Arc::new(SystemClock)),
         keys: Arc::new(KeyRing::new()),
+        accounts: Arc::new(
+            tessera::accounts::Accounts::new(&Config::default())
+                .await
+                .unwrap(),
+        ),
     };
     let server = Server::bind(state, "127.0.0.1:0".parse().unwrap())
         .await

@@ -197,9 +197,9 @@ fn rotation_proceeds_once_caches_hold_next_key() {
     let dir = folder.path();
     let env = [
         ("TESSERA_MASTER_KEY", MASTER_KEY),
-        ("TESSERA_KEYS__JWKS_MAX_AGE", "2s"),
+        ("TESSERA_KEYS__JWKS_MAX_AGE", "9s"),
         ("TESSERA_KEYS__RELOAD_INTERVAL", "1s"),
-        ("TESSERA_KEYS__PUBLISH_AHEAD", "4s"),
+        ("TESSERA_KEYS__PUBLISH_AHEAD", "18s"),
     ];
     ok(&run(dir, &["migrate"], &env));
     let rotated = by_state(&json(&run(
@@ -210,8 +210,10 @@ fn rotation_proceeds_once_caches_hold_next_key() {
     let next = kid(&rotated, "RS256", "next");
     error_line(&run(dir, &["keys", "rotate", "--alg", "RS256"], &env), 1);
 
-    // The cache lifetime is jwks_max_age plus reload_interval: 3 seconds.
-    std::thread::sleep(Duration::from_millis(3100));
+    // The cache lifetime is jwks_max_age plus reload_interval: 10 seconds,
+    // long enough that the refused call above cannot reach it even when a
+    // loaded machine slows the debug build's RSA key generation.
+    std::thread::sleep(Duration::from_millis(10_100));
     let after = by_state(&json(&run(
         dir,
         &["keys", "rotate", "--alg", "RS256", "--json"],

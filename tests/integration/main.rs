@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_cli;
+mod browser;
 mod cli;
 mod compose;
 mod harness;
@@ -13,6 +14,7 @@ mod key_sets;
 mod key_store;
 mod keys;
 mod keys_cli;
+mod login;
 mod registration;
 mod registry;
 mod server;

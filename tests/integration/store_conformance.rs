@@ -69,6 +69,12 @@ conformance!(
     key_changes_update_and_delete,
     failed_key_change_writes_nothing,
     private_key_column_holds_no_key_material,
+    username_is_unique,
+    failures_lock_at_threshold,
+    session_round_trip,
+    login_transaction_is_decided_and_taken_once,
+    consent_is_saved_per_user_and_client,
+    audit_events_are_listed_newest_first,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -580,3 +586,246 @@ async fn run_sql(url: &str, sql: &str) {
 }
 
 pub mod clients;
+fn user(username: &str) -> tessera::store::UserRecord {
+    tessera::store::UserRecord {
+        id: uuid::Uuid::new_v4(),
+        username: username.to_owned(),
+        email: Some(format!("{username}@example.test")),
+        email_verified: false,
+        given_name: Some("Given".into()),
+        family_name: None,
+        disabled: false,
+        password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA".into(),
+        failed_logins: 0,
+        locked_until: None,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+async fn username_is_unique(test: TestStore) {
+    let first = user("alice");
+    test.store.insert_user(&first).await.unwrap();
+    let err = test.store.insert_user(&user("alice")).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+    let found = test.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(found, first);
+    assert_eq!(test.store.user_by_id(first.id).await.unwrap(), Some(first));
+    assert!(test.store.user_by_username("bob").await.unwrap().is_none());
+}
+
+async fn failures_lock_at_threshold(test: TestStore) {
+    use tessera::store::FailurePolicy;
+    let account = user("dave");
+    test.store.insert_user(&account).await.unwrap();
+    let policy = |seconds| FailurePolicy {
+        now: at(seconds),
+        window_start: at(seconds - 60),
+        threshold: 3,
+        lock_until: at(seconds + 300),
+    };
+    let first = test
+        .store
+        .record_login_failure(account.id, policy(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.failed_logins, first.locked_now), (1, false));
+    test.store
+        .record_login_failure(account.id, policy(2))
+        .await
+        .unwrap();
+    let third = test
+        .store
+        .record_login_failure(account.id, policy(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(third.locked_now);
+    let stored = test.store.user_by_id(account.id).await.unwrap().unwrap();
+    assert_eq!(stored.locked_until, Some(at(303)));
+
+    // A failure after a quiet window starts the count again.
+    let later = test
+        .store
+        .record_login_failure(account.id, policy(500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((later.failed_logins, later.locked_now), (1, false));
+    let missing = test
+        .store
+        .record_login_failure(uuid::Uuid::new_v4(), policy(1))
+        .await;
+    assert!(missing.unwrap().is_none());
+}
+
+async fn session_round_trip(test: TestStore) {
+    let account = user("erin");
+    test.store.insert_user(&account).await.unwrap();
+    let session = tessera::store::SessionRecord {
+        id_digest: "digest-1".into(),
+        user_id: account.id,
+        auth_time: at(10),
+        amr: vec!["pwd".into()],
+        created_at: at(10),
+        last_seen_at: at(10),
+        expires_at: at(1000),
+    };
+    test.store.insert_session(&session).await.unwrap();
+    assert_eq!(
+        test.store.session("digest-1").await.unwrap(),
+        Some(session.clone())
+    );
+    test.store.touch_session("digest-1", at(50)).await.unwrap();
+    let touched = test.store.session("digest-1").await.unwrap().unwrap();
+    assert_eq!(touched.last_seen_at, at(50));
+    let removed = test
+        .store
+        .delete_expired_sessions(at(100), at(40))
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert!(test.store.delete_session("digest-1").await.unwrap());
+    assert!(test.store.session("digest-1").await.unwrap().is_none());
+}
+
+async fn login_transaction_is_decided_and_taken_once(test: TestStore) {
+    use tessera::store::{LoginOutcome, LoginTransactionRecord};
+    let account = user("gina");
+    test.store.insert_user(&account).await.unwrap();
+    let record = LoginTransactionRecord {
+        id_digest: "tx-1".into(),
+        client_id: "rp1".into(),
+        client_name: "RP One".into(),
+        first_party: false,
+        scopes: vec!["openid".into(), "email".into()],
+        return_path: "/authorize/resume".into(),
+        csrf_digest: None,
+        created_at: at(0),
+        expires_at: at(600),
+        outcome: None,
+    };
+    test.store.insert_login_transaction(&record).await.unwrap();
+    assert!(test
+        .store
+        .set_login_csrf("tx-1", "csrf", at(1))
+        .await
+        .unwrap());
+    let loaded = test
+        .store
+        .login_transaction("tx-1", at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.csrf_digest.as_deref(), Some("csrf"));
+    assert!(test
+        .store
+        .login_transaction("tx-1", at(600))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(test
+        .store
+        .take_login_transaction("tx-1", at(2))
+        .await
+        .unwrap()
+        .is_none());
+
+    let outcome = LoginOutcome::Approved {
+        user_id: account.id,
+        auth_time: at(5),
+        amr: vec!["pwd".into()],
+        granted_scopes: vec!["openid".into()],
+    };
+    let deny = LoginOutcome::Denied {
+        user_id: account.id,
+    };
+    let (first, second) = tokio::join!(
+        test.store
+            .complete_login_transaction("tx-1", &outcome, at(6)),
+        test.store.complete_login_transaction("tx-1", &deny, at(6)),
+    );
+    assert!(
+        first.unwrap() ^ second.unwrap(),
+        "exactly one decision is recorded"
+    );
+    let taken = test
+        .store
+        .take_login_transaction("tx-1", at(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(taken.outcome.is_some());
+    assert!(test
+        .store
+        .take_login_transaction("tx-1", at(7))
+        .await
+        .unwrap()
+        .is_none());
+
+    let expiring = LoginTransactionRecord {
+        id_digest: "tx-2".into(),
+        ..record
+    };
+    test.store
+        .insert_login_transaction(&expiring)
+        .await
+        .unwrap();
+    let early = test.store.delete_expired_login_transactions(at(599)).await;
+    assert_eq!(early.unwrap(), 0);
+    let due = test.store.delete_expired_login_transactions(at(600)).await;
+    assert_eq!(due.unwrap(), 1);
+}
+
+async fn consent_is_saved_per_user_and_client(test: TestStore) {
+    let account = user("hank");
+    test.store.insert_user(&account).await.unwrap();
+    assert!(test
+        .store
+        .consented_scopes(account.id, "rp1")
+        .await
+        .unwrap()
+        .is_empty());
+    let scopes = vec!["openid".to_owned(), "email".to_owned()];
+    test.store
+        .save_consent(account.id, "rp1", &scopes, at(1))
+        .await
+        .unwrap();
+    test.store
+        .save_consent(account.id, "rp1", &scopes[..1], at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        test.store
+            .consented_scopes(account.id, "rp1")
+            .await
+            .unwrap(),
+        ["openid"]
+    );
+    assert!(test
+        .store
+        .consented_scopes(account.id, "rp2")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn audit_events_are_listed_newest_first(test: TestStore) {
+    use tessera::store::AuditEvent;
+    for (index, kind) in ["login.failure", "login.lockout"].into_iter().enumerate() {
+        let event = AuditEvent {
+            time: at(index as i64),
+            kind: kind.into(),
+            subject: Some("user-1".into()),
+            client_id: Some("rp1".into()),
+            ip: Some("127.0.0.1".into()),
+            request_id: None,
+        };
+        test.store.record_audit_event(&event).await.unwrap();
+    }
+    let events = test.store.recent_audit_events(10).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["login.lockout", "login.failure"]);
+    assert_eq!(events[0].time, at(1));
+}

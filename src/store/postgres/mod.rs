@@ -12,11 +12,16 @@ use super::{
 
 mod access_tokens;
 mod assertion_jtis;
+mod audit;
 mod clients;
+mod consents;
 mod coordination;
 mod data_keys;
 mod keys;
+mod login_transactions;
 mod resources;
+mod sessions;
+mod users;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

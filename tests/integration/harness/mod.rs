@@ -100,6 +100,9 @@ impl TestApp {
             database_url: Some(store.url.clone()),
             ..config
         };
+        let accounts = tessera::accounts::Accounts::new(&config)
+            .await
+            .expect("accounts set up");
         // Instances sharing a store share the master key given in `config`.
         let master_key = match config.master_key {
             Some(_) => MasterKey::load(&config, false).expect("master key loads"),
@@ -124,6 +127,7 @@ impl TestApp {
             data_keys,
             registry,
             keys: keys.ring(),
+            accounts: Arc::new(accounts),
         };
         let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("address"))
             .await
@@ -135,7 +139,10 @@ impl TestApp {
         }));
         Self {
             address,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
             store,
             master_key: master_key.to_base64().to_string(),
             state,

@@ -1,0 +1,219 @@
+//! `GET /login` shows the form; `POST /login` checks it.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+
+use super::{
+    cookie, csrf_valid, finish, form_expired, internal_error, issue_csrf, load_transaction, render,
+    see_other, unknown_transaction, with_cookie,
+};
+use crate::accounts::consent::unapproved_scopes;
+use crate::accounts::login::{authenticate, LoginAttempt, LoginResult};
+use crate::accounts::login_transactions::issuer_path;
+use crate::accounts::sessions::{cookie_header, session_cookie_name, start_session};
+use crate::server::AppState;
+use crate::store::{LoginOutcome, LoginTransactionRecord, SessionRecord};
+
+/// The one message for every failed login, so that it reveals nothing
+/// about the account.
+pub const GENERIC_FAILURE: &str = "Invalid username or password.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    base_path: &'a str,
+    client_name: &'a str,
+    tx: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    message: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct TxQuery {
+    pub tx: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    tx: Option<String>,
+    csrf: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn show(State(state): State<AppState>, Query(query): Query<TxQuery>) -> Response {
+    let (id, transaction) = match load_transaction(&state, query.tx.as_deref()).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    login_page(&state, &id, &transaction, StatusCode::OK, None).await
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let (id, transaction) = match load_transaction(&state, form.tx.as_deref()).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    if !csrf_valid(&state, &headers, &transaction, form.csrf.as_deref()) {
+        return form_expired(&state);
+    }
+
+    // NOTE: the client address is the TCP peer. Forwarded headers from
+    // trusted proxies are not read yet, so behind a proxy every client
+    // shares the proxy's failure count.
+    let attempt = LoginAttempt {
+        username: form.username.as_deref(),
+        password: form.password.as_deref(),
+        ip: peer.ip(),
+        client_id: &transaction.client_id,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok()),
+    };
+    let result = authenticate(
+        &state.accounts,
+        state.store.as_ref(),
+        &state.config,
+        state.clock.as_ref(),
+        attempt,
+    )
+    .await;
+    let user = match result {
+        Ok(LoginResult::Success(user)) => user,
+        Ok(LoginResult::Failed) => {
+            return failure_page(&state, &id, &transaction, StatusCode::OK, None).await
+        }
+        Ok(LoginResult::Invalid) => {
+            return failure_page(&state, &id, &transaction, StatusCode::BAD_REQUEST, None).await
+        }
+        Ok(LoginResult::AddressBlocked { retry_after }) => {
+            let seconds = retry_after.as_secs().max(1);
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            return failure_page(&state, &id, &transaction, status, Some(seconds)).await;
+        }
+        Ok(LoginResult::Busy) => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            return failure_page(&state, &id, &transaction, status, Some(1)).await;
+        }
+        Err(error) => return internal_error(&state, &error),
+    };
+
+    let config = &state.config;
+    let cookie_name = session_cookie_name(config);
+    let previous = cookie(&headers, cookie_name);
+    let now = state.clock.now();
+    let digester = &state.data_keys.digester;
+    let started = start_session(
+        state.store.as_ref(),
+        digester,
+        config,
+        user.id,
+        previous,
+        now,
+    );
+    let (session_id, session) = match started.await {
+        Ok(started) => started,
+        Err(error) => return internal_error(&state, &error),
+    };
+    let max_age = config
+        .login
+        .session_absolute_timeout
+        .as_duration()
+        .as_secs();
+    let session_cookie = cookie_header(
+        config,
+        cookie_name,
+        &session_id,
+        "Lax",
+        i64::try_from(max_age).unwrap_or(i64::MAX),
+    );
+    let next = continue_after_login(&state, &id, &transaction, &session).await;
+    with_cookie(next, &session_cookie)
+}
+
+/// After login: finish at once for a first-party client or when every
+/// requested scope was approved before, else ask for consent.
+pub async fn continue_after_login(
+    state: &AppState,
+    id: &str,
+    transaction: &LoginTransactionRecord,
+    session: &SessionRecord,
+) -> Response {
+    let approved = if transaction.first_party {
+        Vec::new()
+    } else {
+        let store = state.store.as_ref();
+        match store
+            .consented_scopes(session.user_id, &transaction.client_id)
+            .await
+        {
+            Ok(scopes) => scopes,
+            Err(error) => return internal_error(state, &error),
+        }
+    };
+    if transaction.first_party || unapproved_scopes(&transaction.scopes, &approved).is_empty() {
+        let outcome = LoginOutcome::Approved {
+            user_id: session.user_id,
+            auth_time: session.auth_time,
+            amr: session.amr.clone(),
+            granted_scopes: transaction.scopes.clone(),
+        };
+        return finish(state, transaction, outcome).await;
+    }
+    // `id` matched a stored transaction, so it is an issued token made of
+    // URL-safe characters only.
+    see_other(&format!("{}/consent?tx={id}", issuer_path(&state.config)))
+}
+
+async fn failure_page(
+    state: &AppState,
+    id: &str,
+    transaction: &LoginTransactionRecord,
+    status: StatusCode,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut response = login_page(state, id, transaction, status, Some(GENERIC_FAILURE)).await;
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+async fn login_page(
+    state: &AppState,
+    id: &str,
+    transaction: &LoginTransactionRecord,
+    status: StatusCode,
+    message: Option<&str>,
+) -> Response {
+    let (csrf, csrf_cookie) = match issue_csrf(state, transaction).await {
+        Ok(Some(issued)) => issued,
+        Ok(None) => return unknown_transaction(state),
+        Err(error) => return internal_error(state, &error),
+    };
+    let base_path = issuer_path(&state.config);
+    let page = LoginPage {
+        base_path: &base_path,
+        client_name: &transaction.client_name,
+        tx: id,
+        csrf: &csrf,
+        username: "",
+        message,
+    };
+    with_cookie(render(state, status, &page), &csrf_cookie)
+}

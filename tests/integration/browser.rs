@@ -1,0 +1,294 @@
+//! The login and consent pages in headless Chromium over WebDriver. A user
+//! types their name and password, approves consent and lands on the
+//! transaction's return path. A wrong password shows the generic message.
+//! With `UPDATE_SCREENSHOTS=1` the test also writes the screenshots under
+//! `docs/screenshots/` that the README links to.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/install-deps`
+//! installs them); without them the test fails rather than passing.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::login::{add_user, fast_config, new_transaction, spawn};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Window sizes of the screenshots: a laptop and a phone (CSS pixels).
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+/// A chromedriver process on a free loopback port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Self {
+        assert!(
+            Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+            "the browser test needs {CHROMIUM} and {CHROMEDRIVER}: \
+             run scripts/install-deps (apt-get install chromium chromium-driver)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            port,
+            _profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let profile = self._profile.path().display().to_string();
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--hide-scrollbars",
+                    format!("--user-data-dir={profile}"),
+                ],
+            }
+        });
+        let capabilities = match capabilities {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{}", self.port);
+        // chromedriver needs a moment before it accepts connections.
+        let mut last_error = None;
+        for _ in 0..50 {
+            match ClientBuilder::native()
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("cannot connect to chromedriver: {last_error:?}");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn screenshot_folder() -> Option<PathBuf> {
+    std::env::var_os("UPDATE_SCREENSHOTS")
+        .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"))
+}
+
+/// Saves the current page at the desktop and phone sizes when requested.
+async fn capture(client: &Client, name: &str) {
+    let Some(folder) = screenshot_folder() else {
+        return;
+    };
+    std::fs::create_dir_all(&folder).unwrap();
+    for (label, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        client.set_window_size(width, height).await.unwrap();
+        let png = client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(folder.join(format!("{name}-{label}.png")), png).unwrap();
+    }
+    client.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+}
+
+async fn sign_in(client: &Client, username: &str, password: &str) {
+    client
+        .find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_signs_in_and_approves_consent() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "alice", "correct horse battery").await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+    client.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+
+    // A wrong password: the generic message, on the login page again.
+    let tx = new_transaction(&app, false, "openid profile email").await;
+    client
+        .goto(&app.url(&format!("/login?tx={tx}")))
+        .await
+        .unwrap();
+    sign_in(&client, "alice", "wrong password").await;
+    let alert = client
+        .wait()
+        .for_element(Locator::Css("#login-error"))
+        .await
+        .unwrap();
+    assert_eq!(alert.text().await.unwrap(), "Invalid username or password.");
+    capture(&client, "login").await;
+
+    // The right password leads to consent, whose approval redirects to the
+    // return path (no route exists there yet, so the server returns 404).
+    client
+        .find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    sign_in(&client, "Alice", "correct horse battery").await;
+    let approve = client
+        .wait()
+        .for_element(Locator::Css("#approve"))
+        .await
+        .unwrap();
+    let page = client.source().await.unwrap();
+    assert!(page.contains("Example Calendar"), "{page}");
+    assert!(page.contains("See your email address"), "{page}");
+    capture(&client, "consent").await;
+    let cookies = client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|cookie| cookie.name() == "tessera_session")
+        .unwrap_or_else(|| panic!("no session cookie in {cookies:?}"));
+    assert_eq!(session.http_only(), Some(true));
+    approve.click().await.unwrap();
+    client
+        .wait()
+        .for_url(url::Url::parse(&app.url("/authorize/resume?step=1")).unwrap())
+        .await
+        .unwrap();
+
+    client.close().await.unwrap();
+}
+
+/// Serves one HTML page that frames `target`, from another loopback port
+/// (another origin), as an attacker's page would.
+async fn framing_page(target: String) -> std::net::SocketAddr {
+    let html = format!("<!doctype html><title>decoy</title><iframe src=\"{target}\"></iframe>");
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_refuses_to_frame_login_and_consent() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "alice", "correct horse battery").await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+
+    let tx = new_transaction(&app, false, "openid").await;
+    let targets = [
+        app.url(&format!("/login?tx={tx}")),
+        app.url("/login?tx=unknown"),
+    ];
+    for target in targets {
+        let decoy = framing_page(target.clone()).await;
+        client.goto(&format!("http://{decoy}/")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.enter_frame(Some(0)).await.unwrap();
+        let inner = client.source().await.unwrap();
+        assert!(
+            !inner.contains("Sign in"),
+            "{target} rendered in a frame: {inner}"
+        );
+        assert!(
+            !inner.contains("Sign-in link expired"),
+            "{target} rendered in a frame"
+        );
+        client.enter_parent_frame().await.unwrap();
+    }
+
+    // Control: a response without the headers does render in the frame,
+    // so the check above can tell framed from refused.
+    let decoy = framing_page(app.url("/healthz")).await;
+    client.goto(&format!("http://{decoy}/")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.enter_frame(Some(0)).await.unwrap();
+    let inner = client.source().await.unwrap();
+    assert!(
+        inner.contains("\"status\""),
+        "control frame did not render: {inner}"
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_runs_no_script_from_request_values() {
+    let app = spawn(fast_config()).await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+    let probes = [
+        "/consent?tx=%3Cscript%3Ealert(1)%3C/script%3E",
+        "/login?tx=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E",
+        "/login?tx=%3C/title%3E%3Csvg/onload=alert(1)%3E",
+    ];
+    for probe in probes {
+        client.goto(&app.url(probe)).await.unwrap();
+        let heading = client.find(Locator::Css("h1")).await.unwrap();
+        assert_eq!(
+            heading.text().await.unwrap(),
+            "Sign-in link expired",
+            "{probe}"
+        );
+        assert!(
+            client.get_alert_text().await.is_err(),
+            "{probe} opened an alert"
+        );
+        let images = client
+            .find_all(Locator::Css("img, svg, script"))
+            .await
+            .unwrap();
+        assert!(images.is_empty(), "{probe} rendered markup");
+    }
+    client.close().await.unwrap();
+}
