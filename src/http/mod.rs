@@ -38,13 +38,29 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ));
 
-    Router::new()
-        .merge(health::router())
+    // Every protocol route lives under the issuer's path, so that an issuer
+    // such as https://id.example.com/tenant-a serves /tenant-a/jwks. Probes
+    // stay at the root, where load balancers expect them.
+    let protocol = Router::new()
         .merge(crate::oauth::register::router())
         .merge(jwks::router())
-        .merge(crate::accounts::router(&state.config))
-        .layer(middleware)
-        .with_state(state)
+        .merge(crate::accounts::router(&state.config));
+    let issuer_path = issuer_path(&state.config.issuer);
+    let routes = if issuer_path.is_empty() {
+        health::router().merge(protocol)
+    } else {
+        health::router().nest(&issuer_path, protocol)
+    };
+
+    routes.layer(middleware).with_state(state)
+}
+
+/// The path of the issuer URL without a trailing slash: empty for
+/// `https://id.example.com`, `/tenant-a` for `https://id.example.com/tenant-a`.
+pub fn issuer_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|url| url.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }
 
 /// One span per request. Only the path is recorded: query strings can carry

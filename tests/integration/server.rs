@@ -96,3 +96,29 @@ async fn readyz_follows_database_outage() {
     }
     assert_eq!(status, StatusCode::OK);
 }
+
+/// An issuer with a path mounts every protocol route under that path and
+/// keeps the probes at the root.
+#[tokio::test]
+async fn issuer_path_prefixes_protocol_routes() {
+    let config = tessera::config::Config {
+        issuer: "http://127.0.0.1:8080/tenant-a".to_owned(),
+        ..tessera::config::Config::default()
+    };
+    let store = TestStore::new(Backend::Sqlite).await;
+    let app = TestApp::spawn_with_config(store, config).await;
+    assert_eq!(app.get("/tenant-a/jwks").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/jwks").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let login = app.get("/tenant-a/login?tx=unknown").await.status();
+    assert_ne!(login, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn issuer_path_drops_trailing_slash() {
+    use tessera::http::issuer_path;
+    assert_eq!(issuer_path("https://id.example.com"), "");
+    assert_eq!(issuer_path("https://id.example.com/tenant-a"), "/tenant-a");
+    assert_eq!(issuer_path("https://id.example.com/a/b"), "/a/b");
+}
