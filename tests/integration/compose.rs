@@ -63,5 +63,10 @@ fn dockerfile_builds_in_stages() {
         .count();
     assert!(stages >= 2, "expected a multi-stage build");
     assert!(text.contains("cargo build --release"));
+    // The build embeds these folders (migrations, askama templates, CSS).
+    for folder in ["src", "migrations", "templates", "static"] {
+        let copy = format!("COPY {folder} ./{folder}");
+        assert!(text.contains(&copy), "the Dockerfile lacks `{copy}`");
+    }
     assert!(text.contains("ENTRYPOINT"));
 }
