@@ -1,14 +1,9 @@
 //! Key generation with josekit, the public half of a JWK, and RFC 7638
 //! thumbprints used as kids.
 
-use std::collections::BTreeMap;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jwk::Jwk;
-use sha2::{Digest, Sha256};
 
 use super::{EncryptionAlg, KeyAlg, KeyError, SigningAlg};
 
@@ -76,26 +71,11 @@ pub fn public_jwk(jwk: &Jwk) -> Result<Jwk, KeyError> {
     Ok(Jwk::from_map(map)?)
 }
 
-/// Computes the RFC 7638 thumbprint (SHA-256, base64url) of a JWK: the hash
-/// of its required public members in lexicographic order, without spaces.
+/// Computes the RFC 7638 thumbprint (SHA-256, base64url) of a JWK; the one
+/// implementation in `crate::public_keys` serves registered keys as well.
 pub fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
-    let required: &[&str] = match jwk.key_type() {
-        "RSA" => &["e", "kty", "n"],
-        "EC" => &["crv", "kty", "x", "y"],
-        "OKP" => &["crv", "kty", "x"],
-        other => return Err(KeyError::UnsupportedKeyType(other.to_owned())),
-    };
-    let mut members = BTreeMap::new();
-    for member in required {
-        let value = jwk
-            .parameter(member)
-            .and_then(|value| value.as_str())
-            .ok_or_else(|| KeyError::MissingMember((*member).to_owned()))?;
-        members.insert(*member, value);
-    }
-    let canonical =
-        serde_json::to_vec(&members).map_err(|_| KeyError::MissingMember("kty".into()))?;
-    Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(&canonical)))
+    crate::public_keys::thumbprint(jwk.as_ref())
+        .map_err(|_| KeyError::UnsupportedKeyType(jwk.key_type().to_owned()))
 }
 
 #[cfg(test)]

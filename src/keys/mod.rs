@@ -36,8 +36,6 @@ pub enum KeyError {
     UnknownKey(String),
     #[error("key type {0:?} is not supported")]
     UnsupportedKeyType(String),
-    #[error("JWK member {0:?} is missing")]
-    MissingMember(String),
     #[error("stored key {kid} is unusable: {reason}")]
     Corrupt { kid: String, reason: String },
     #[error("another process holds the key-rotation lease; try again in a few seconds")]
