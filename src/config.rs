@@ -321,6 +321,29 @@ impl Config {
         self.argon2.validate()?;
         self.keys.validate(&self.tokens)?;
         self.login.validate()?;
+        self.validate_master_key()?;
+        Ok(())
+    }
+
+    /// Checks the form of a master key given in the settings, so a malformed
+    /// one is a configuration error for every command. Whether it is the
+    /// right key is only known once the data keys are unwrapped.
+    fn validate_master_key(&self) -> Result<(), ConfigError> {
+        let hint = "use base64 of exactly 32 bytes; generate one with `openssl rand -base64 32`";
+        if let Some(value) = &self.master_key {
+            if crate::crypto::MasterKey::from_base64(value.expose(), "master_key").is_err() {
+                return Err(ConfigError::value("master_key", "<redacted>", hint));
+            }
+        }
+        if let Some(path) = &self.master_key_file {
+            if !path.is_file() {
+                return Err(ConfigError::value(
+                    "master_key_file",
+                    path.display(),
+                    "name an existing file that holds the master key",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -644,7 +667,7 @@ fn known_keys() -> Vec<String> {
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
     let fix = "use an absolute https URL without query or fragment \
-               (http is allowed only for localhost and 127.0.0.1)";
+               (http is allowed only for localhost, 127.0.0.1 and [::1])";
     let url = Url::parse(issuer).map_err(|_| ConfigError::value("issuer", issuer, fix))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
@@ -691,6 +714,16 @@ mod tests {
         })?;
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         Config::load_from(Some(&path), env).map(|(config, _)| config)
+    }
+
+    #[test]
+    fn malformed_master_key_is_a_config_error() {
+        let err = load("", &[("TESSERA_MASTER_KEY", "abc")]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("`master_key`"), "{message}");
+        assert!(!message.contains("abc"), "{message}");
+        let err = load("master_key_file = \"/nonexistent/master.key\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("master_key_file"), "{err}");
     }
 
     #[test]

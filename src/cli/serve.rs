@@ -11,7 +11,7 @@ use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
 use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
 use crate::server::{self, AppState, Server};
-use crate::store::{self, Backend, Store};
+use crate::store::{self, Backend};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -29,6 +29,14 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(address) = config.metrics_listen {
+        // TODO: serve Prometheus metrics on `metrics_listen`; until then the
+        // setting is accepted (scripts set it) but nothing listens there.
+        tracing::warn!(%address, "metrics_listen is set, but this release serves no metrics yet");
+    }
+    // The master key comes first, so that a missing one stops start-up
+    // before anything touches the database.
+    let master_key = load_master_key(&config)?;
     let url = config.database_url();
     let store = store::open(&url).await?;
     tracing::info!(backend = store.backend().as_str(), url = %store::redact_url(&url), "store opened");
@@ -44,7 +52,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let data_keys = open_data_keys(&config, store.as_ref(), clock.now()).await?;
+    let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now()).await?;
 
     let key_manager = Arc::new(KeyManager::new(
         Arc::clone(&store),
@@ -94,13 +102,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the master key and unwraps the data keys. Only the SQLite default
-/// may create a master key, because PostgreSQL instances must share one.
-async fn open_data_keys(
-    config: &Config,
-    store: &dyn Store,
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<DataKeys> {
+/// Loads the master key. Only the SQLite default may create one, because
+/// PostgreSQL instances must share one.
+fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     let create_if_missing = config.database_url.is_none();
     let master_key = MasterKey::load(config, create_if_missing)?;
     if let MasterKeySource::Created(path) = master_key.source() {
@@ -110,5 +114,5 @@ async fn open_data_keys(
              master_key_file and keep the key out of the data directory"
         );
     }
-    Ok(DataKeys::load_or_create(store, &master_key, now).await?)
+    Ok(master_key)
 }

@@ -2,6 +2,8 @@
 //! self-registered client cannot take a name that looks like a first-party
 //! client's (consent phishing, Unicode TR #36).
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Maximum length of a client name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -55,7 +57,9 @@ fn is_format(c: char) -> bool {
 /// NOTE: this covers the look-alikes most used in phishing, not the whole
 /// UTS #39 confusables table.
 pub fn skeleton(name: &str) -> String {
-    name.chars()
+    // NFKC first, so fullwidth letters and compatibility forms such as
+    // U+217C (small roman numeral fifty) become the letters they look like.
+    name.nfkc()
         .flat_map(char::to_lowercase)
         .map(|c| match c {
             'а' | 'α' => 'a',
@@ -96,6 +100,12 @@ pub fn looks_like_any(name: &str, protected: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compatibility_forms_share_a_skeleton() {
+        assert_eq!(skeleton("\u{ff23}orp Portal"), skeleton("Corp Portal"));
+        assert_eq!(skeleton("Corp Porta\u{217c}"), skeleton("Corp Portal"));
+    }
 
     #[test]
     fn lookalike_names_share_a_skeleton() {

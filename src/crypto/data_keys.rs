@@ -24,8 +24,9 @@ pub struct DataKeys {
 pub enum DataKeyError {
     #[error(
         "the master key does not decrypt the data keys in the database, so it is not the key \
-         this database was set up with; start with the original master key \
-         (TESSERA_MASTER_KEY, master_key_file or <data_dir>/master.key)"
+         this database was set up with; give the key it was set up with, or the one written \
+         by the last `tessera master-key rotate` (TESSERA_MASTER_KEY, master_key_file or \
+         <data_dir>/master.key)"
     )]
     WrongMasterKey,
     #[error("data key {purpose:?} in the database is malformed")]

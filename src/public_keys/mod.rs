@@ -293,6 +293,17 @@ fn check_rsa(members: &Map<String, Value>) -> Result<(), KeyError> {
     if exponent.is_empty() {
         return Err(reject("the RSA key has an empty exponent \"e\""));
     }
+    // NIST SP 800-56B section 6.2.1: an odd public exponent of at least
+    // 65537. With e = 1 the "encryption" returns its input, and other small
+    // exponents invite known attacks.
+    let exponent = &exponent[exponent.iter().take_while(|byte| **byte == 0).count()..];
+    let too_small = exponent.len() < 3 || (exponent.len() == 3 && exponent < &[1, 0, 1][..]);
+    let even = exponent.last().is_some_and(|byte| byte % 2 == 0);
+    if too_small || even {
+        return Err(reject(
+            "the RSA key's exponent \"e\" must be odd and at least 65537 (AQAB)",
+        ));
+    }
     Ok(())
 }
 

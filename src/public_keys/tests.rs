@@ -92,6 +92,25 @@ fn weak_rsa_key_is_rejected() {
 }
 
 #[test]
+fn small_or_even_rsa_exponents_are_rejected() {
+    // "AQ" is 1, "Aw" is 3, "AQAA" is 65536 (even), "AP__" is 65535.
+    for exponent in ["AQ", "Aw", "AQAA", "AP__", "AAE"] {
+        let mut key = rfc7638_key();
+        key["e"] = json!(exponent);
+        let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
+        assert!(err.0.contains("at least 65537"), "{exponent}: {err}");
+    }
+    for exponent in ["AQAB", "AAEAAQ", "AQAAAQ"] {
+        let mut key = rfc7638_key();
+        key["e"] = json!(exponent);
+        assert!(
+            check_public_jwk(&key, KeyPurpose::Signature).is_ok(),
+            "{exponent}"
+        );
+    }
+}
+
+#[test]
 fn rsa1_5_is_rejected() {
     let mut key = rfc7638_key();
     key["alg"] = json!("RSA1_5");

@@ -102,7 +102,13 @@ fn unreachable_database_exits_1() {
 async fn newer_schema_exits_1() {
     let url = postgres::fresh_database().await;
     let folder = tempfile::tempdir().unwrap();
-    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    let env = [
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        (
+            "TESSERA_MASTER_KEY",
+            "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+        ),
+    ];
     assert!(run(folder.path(), &["migrate"], &env).status.success());
     {
         use sqlx::Connection;
@@ -125,7 +131,13 @@ async fn newer_schema_exits_1() {
 async fn no_migrate_requires_current_schema() {
     let url = postgres::fresh_database().await;
     let folder = tempfile::tempdir().unwrap();
-    let env = [("TESSERA_DATABASE_URL", url.as_str())];
+    let env = [
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        (
+            "TESSERA_MASTER_KEY",
+            "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+        ),
+    ];
     let output = run(
         folder.path(),
         &["serve", "--no-migrate", "--listen", "127.0.0.1:0"],
@@ -238,6 +250,16 @@ async fn postgres_without_master_key_exits_1() {
     let output = run(folder.path(), &["serve", "--listen", "127.0.0.1:0"], &env);
     assert_fails(&output, 1, "no master key");
     assert!(!folder.path().join("tessera-data/master.key").exists());
+    // The key is checked first, so the empty database was left untouched.
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
 }
 
 #[tokio::test]

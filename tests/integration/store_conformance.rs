@@ -332,7 +332,7 @@ async fn wrong_master_key_is_rejected(test: TestStore) {
     let other = DataKeys::load_or_create(test.store.as_ref(), &MasterKey::generate(), at(1)).await;
     let err = other.unwrap_err();
     assert!(matches!(err, DataKeyError::WrongMasterKey), "{err:?}");
-    assert!(err.to_string().contains("original master key"));
+    assert!(err.to_string().contains("master-key rotate"));
     // Nothing was generated over the existing keys.
     assert_eq!(test.store.data_keys().await.unwrap(), before);
 }
