@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::oauth::register::router())
         .merge(jwks::router())
         .merge(crate::accounts::router(&state.config))
+        .merge(crate::oauth::authorize::router(&state.config))
         .layer(middleware)
         .with_state(state)
 }
