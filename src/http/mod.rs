@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jwks::router())
         .merge(crate::accounts::router(&state.config))
         .merge(crate::oauth::authorize::router(&state.config))
+        .merge(crate::oidc::router(&state.config))
         .layer(middleware)
         .with_state(state)
 }

@@ -16,6 +16,7 @@ mod key_store;
 mod keys;
 mod keys_cli;
 mod login;
+mod oidc;
 mod registration;
 mod registry;
 mod server;
