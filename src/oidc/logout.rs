@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -133,18 +133,6 @@ async fn show(
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, value);
-    }
-    // Chromium applies form-action to the redirect that follows the POST.
-    if let Some(origin) = checked.redirect.as_deref().and_then(origin_of) {
-        let csp = crate::http::PAGE_CSP.replace(
-            "form-action 'self'",
-            &format!("form-action 'self' {origin}"),
-        );
-        if let Ok(value) = HeaderValue::from_str(&csp) {
-            response
-                .headers_mut()
-                .insert(CONTENT_SECURITY_POLICY, value);
-        }
     }
     response
 }
@@ -272,13 +260,6 @@ async fn check(state: &AppState, params: &LogoutParams) -> Checked {
         redirect,
         hint_subject,
     }
-}
-
-fn origin_of(uri: &str) -> Option<String> {
-    let url = url::Url::parse(uri).ok()?;
-    url.origin()
-        .is_tuple()
-        .then(|| url.origin().ascii_serialization())
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
