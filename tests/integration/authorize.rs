@@ -908,3 +908,88 @@ async fn long_parameters_round_trip_within_limits() {
         Some("invalid_request")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_access_needs_consent_and_ends_with_it() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    // Consent to openid email only.
+    let code = code_for(&mut browser, &client, "&scope=openid%20email").await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    assert!(
+        tokens.refresh_token.is_none(),
+        "no offline_access, no refresh token"
+    );
+
+    // Asking for offline_access shows consent again, without prompt.
+    let page = browser
+        .get(&query(&client, "&scope=openid%20email%20offline_access"))
+        .await;
+    assert!(page.location.as_deref().unwrap().contains("/consent?tx="));
+    let code = code_for(
+        &mut browser,
+        &client,
+        "&scope=openid%20email%20offline_access",
+    )
+    .await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    assert_eq!(tokens.scope, "email offline_access openid");
+    let refresh_token = tokens.refresh_token.unwrap();
+
+    // Offline access survives logout of the browser session.
+    let page = browser
+        .get(&format!(
+            "/logout?id_token_hint={}",
+            tokens.id_token.as_deref().unwrap()
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let rotated = refresh_with(&app, &client, &refresh_token, None)
+        .await
+        .unwrap();
+    let refresh_token = rotated.refresh_token.unwrap();
+
+    // Withdrawn consent ends it.
+    let user = app
+        .state
+        .store
+        .user_by_username("u1")
+        .await
+        .unwrap()
+        .unwrap();
+    let scopes = vec!["openid".to_owned(), "email".to_owned()];
+    app.state
+        .store
+        .save_consent(user.id, &client.client_id, &scopes, app.state.clock.now())
+        .await
+        .unwrap();
+    let refused = refresh_with(&app, &client, &refresh_token, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, tessera::http::error::ErrorCode::InvalidGrant);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_access_taken_from_client_ends_refresh() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    let code = code_for(&mut browser, &client, "&scope=openid%20offline_access").await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    let mut reduced = client.clone();
+    reduced.scopes.retain(|scope| scope != "offline_access");
+    let refused = refresh_with(
+        &app,
+        &reduced,
+        tokens.refresh_token.as_deref().unwrap(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, tessera::http::error::ErrorCode::InvalidGrant);
+}

@@ -95,6 +95,18 @@ pub async fn refresh(
         return Err(INVALID_GRANT);
     }
 
+    // Withdrawn consent ends offline access too (OIDC Core section 11).
+    if !client.first_party && grant.scopes.iter().any(|scope| scope == "offline_access") {
+        let consented = state
+            .store
+            .consented_scopes(grant.user_id, &client.client_id)
+            .await
+            .map_err(|error| store_failed(&error, "consent lookup"))?;
+        if !consented.iter().any(|scope| scope == "offline_access") {
+            return Err(INVALID_GRANT);
+        }
+    }
+
     let granted: Scopes = grant.scopes.iter().map(String::as_str).collect();
     let scopes = match request.scope {
         None => granted.clone(),
