@@ -216,8 +216,8 @@ async fn finish(
     response
 }
 
-/// Checks the hint, the client and the redirect URI. Anything invalid
-/// drops out silently: the user then confirms and sees Tessera's page.
+/// Checks the hint, the client and the redirect URI. Anything invalid is
+/// dropped, so the user confirms and gets Tessera's own page.
 async fn check(state: &AppState, params: &LogoutParams) -> Checked {
     let now = state.clock.now();
     let hint = params

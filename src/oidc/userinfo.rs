@@ -174,7 +174,7 @@ async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims,
     Ok(claims)
 }
 
-/// The `kid` of a JWE compact token's protected header.
+/// Reads the `kid` of a JWE compact token's protected header.
 fn jwe_kid(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
     let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;

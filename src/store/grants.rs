@@ -57,7 +57,7 @@ pub struct AuthorizationCodeRecord {
     pub consumed_at: Option<DateTime<Utc>>,
 }
 
-/// What consuming a code found.
+/// The result of consuming a code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeConsumption {
     /// The code was unused and unexpired; it is now used.
@@ -80,7 +80,7 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<DateTime<Utc>>,
 }
 
-/// What presenting a refresh token found.
+/// The result of presenting a refresh token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshRotation {
     /// The token was current; it is now rotated.

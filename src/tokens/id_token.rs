@@ -49,7 +49,7 @@ pub struct UserClaims {
 }
 
 impl UserClaims {
-    /// The claims `scopes` release for `user`.
+    /// Collects the claims about `user` that `scopes` release.
     pub fn for_scopes<'a>(user: &UserRecord, scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let mut claims = Self::default();
         for scope in scopes {
@@ -80,7 +80,7 @@ impl UserClaims {
     }
 }
 
-/// What the caller decided about an ID token.
+/// The inputs of one ID token.
 pub struct IdTokenRequest<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,

@@ -797,8 +797,13 @@ async fn session_reuse_prompt_none_consent_required_and_max_age() {
         .await;
     assert!(page.location.unwrap().contains("/login?tx="));
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let code = code_for(&mut browser, &client, "&scope=openid&max_age=0").await;
+    // Over a second after login, max_age=1 asks for the password again.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let page = browser
+        .get(&query(&client, "&scope=openid&max_age=1"))
+        .await;
+    assert!(page.location.unwrap().contains("/login?tx="));
+    let code = code_for(&mut browser, &client, "&scope=openid&max_age=1").await;
     let again = exchange(&app, &client, &code, Some(VERIFIER))
         .await
         .unwrap();

@@ -2,9 +2,9 @@
 //! 3.1.2) and `/authorize/resume`, where the browser comes back from the
 //! login and consent pages.
 //!
-//! A request that needs the user is stored as a pending authorization; the
-//! login transaction's return path names it by a random id, and the
-//! resume step takes the transaction's outcome once and issues the code.
+//! A request that needs the user is stored as a pending authorization. The
+//! login transaction's return path names it by a random id, and the resume
+//! step takes the transaction's outcome once and issues the code.
 //!
 //! `prompt=consent` re-asks only for scopes the user has not approved yet:
 //! consent is stored per user and client, and the consent page lists only
@@ -89,7 +89,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
     let request = match check_request(params, &client, target) {
         Ok(request) => request,
         Err(error) => {
-            tracing::info!(client_id = %client.client_id, error = error.code, "authorization request refused");
+            tracing::info!(client_id = %client.client_id, error = error.code, "authorization request rejected");
             return response::error(&request_target(params, &client), issuer, error);
         }
     };
@@ -142,8 +142,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
     }
 }
 
-/// The target for an error found after the client and redirect URI
-/// checked out.
+/// Returns the response target of a request whose client and redirect
+/// URI are valid.
 fn request_target(params: &Params, client: &Client) -> request::ResponseTarget {
     // `check_request` runs only after `response_target` succeeded.
     response_target(params, client).unwrap_or_else(|_| request::ResponseTarget {
@@ -181,7 +181,8 @@ async fn check_audience(
     }
 }
 
-/// OIDC Core section 3.1.2.1: `max_age=0` always asks again.
+/// Returns whether the session's login is older than `max_age` allows.
+/// `max_age=0` always requires a new login (OIDC Core section 3.1.2.1).
 fn too_old(
     session: &SessionRecord,
     max_age: Option<i64>,
@@ -194,7 +195,7 @@ fn too_old(
     }
 }
 
-/// The OIDC `sid` of a session: a hash of its stored digest, so it is
+/// Derives the OIDC `sid` of a session from its stored digest, so it is
 /// stable for the session and reveals nothing about the cookie.
 pub fn session_sid(session: &SessionRecord) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(
@@ -263,7 +264,8 @@ struct ResumeQuery {
     request: Option<String>,
 }
 
-/// Takes the outcome of the login transaction once and answers the client.
+/// Takes the outcome of the login transaction once and redirects to the
+/// client with a code or an error.
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,7 +3,7 @@
 //!
 //! The order of the checks decides where an error goes. First the client
 //! and the redirect URI: while either is missing, repeated, unknown or
-//! unregistered, the only answer is Tessera's error page, never a redirect
+//! unregistered, the response is Tessera's error page, never a redirect
 //! (RFC 6749 section 4.1.2.1). Only once both are valid do the other
 //! errors go back to the redirect URI, with fixed descriptions.
 
@@ -44,7 +44,8 @@ impl Params {
         Self(params)
     }
 
-    /// The value of a parameter sent once; `Err` when it was repeated.
+    /// Returns the value of a parameter sent once, or `Err` when it was
+    /// repeated.
     fn single(&self, name: &str) -> Result<Option<&str>, ()> {
         match self.0.get(name).map(Vec::as_slice) {
             None | Some([]) => Ok(None),
@@ -58,8 +59,8 @@ impl Params {
     }
 }
 
-/// Why the request gets the error page rather than a redirect. The page
-/// names the parameter, never its value.
+/// The parameter that sends a request to the error page rather than back
+/// to the client. The page names the parameter, never its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageError {
     ClientId,
@@ -75,7 +76,7 @@ pub enum ResponseMode {
     FormPost,
 }
 
-/// Where and how an answer goes back to the client.
+/// The redirect URI, response mode and `state` of a response to the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseTarget {
     pub redirect_uri: String,

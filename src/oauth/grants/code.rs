@@ -136,9 +136,10 @@ pub async fn exchange_code(
     .await
 }
 
-/// RFC 7636 section 4.6. A verifier is 43 to 128 unreserved characters; a
-/// code issued without a challenge takes no verifier, so a verifier cannot
-/// stand in for a challenge that was never sent (RFC 9700 section 4.8.2).
+/// Checks a PKCE verifier (RFC 7636 section 4.6): 43 to 128 unreserved
+/// characters whose S256 hash is the challenge. A code issued without a
+/// challenge takes no verifier, so a verifier cannot stand in for a
+/// challenge that was never sent (RFC 9700 section 4.8.2).
 pub fn check_verifier(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),

@@ -2,10 +2,9 @@
 //! token when `openid` is in scope, and a rotated refresh token when the
 //! grant may be refreshed.
 //!
-//! Audience (DESIGN "Tokens"): the `resource` named in the request, which
-//! must be the one granted at authorization; else the grant's resource;
-//! else Tessera itself when `openid` was granted; else the client's default
-//! resource; else `invalid_target`.
+//! The audience is the grant's resource, which a request may name again but
+//! not change. A grant without one gets Tessera itself when `openid` was
+//! granted, else the client's default resource, else `invalid_target`.
 
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ impl IntoResponse for TokenResponse {
     }
 }
 
-/// Who an access token is for.
+/// The recipient of an access token.
 pub enum Audience {
     /// Tessera's own userinfo endpoint.
     Tessera,
@@ -116,7 +115,7 @@ pub async fn audience(
     }
 }
 
-/// What a grant issues on one token request.
+/// The inputs of one token request on a grant.
 pub struct Issue<'a> {
     pub client: &'a Client,
     pub grant: &'a GrantRecord,
@@ -128,9 +127,9 @@ pub struct Issue<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Whether a grant gets a refresh token (DESIGN "Policies"): the client has
-/// the `refresh_token` grant type and, for an OpenID grant, the user granted
-/// `offline_access` (OIDC Core section 11).
+/// Returns whether a grant gets a refresh token: the client needs the
+/// `refresh_token` grant type and, for an OpenID grant, the user must have
+/// granted `offline_access` (OIDC Core section 11).
 pub fn gets_refresh_token(client: &Client, grant_scopes: &[String]) -> bool {
     let has = |scope: &str| grant_scopes.iter().any(|granted| granted == scope);
     client
@@ -185,9 +184,9 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     };
 
     // A concurrent replay or reuse may have revoked the grant while these
-    // tokens were recorded. Revoking again catches records written after
-    // that revocation; the response still goes out (the request did win),
-    // but its tokens are dead, as a replay demands.
+    // tokens were recorded, so revoke again to catch records written after
+    // it. This request won, so the response still goes out, but its tokens
+    // are dead, as a replay requires.
     let current = state
         .store
         .grant(&grant.id)
