@@ -120,6 +120,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
         _ => !client.first_party,
     };
 
+    // NOTE: with `prompt=consent` and every scope approved before, no page
+    // is shown, because the consent page lists only unapproved scopes.
     if let Some(session) = session
         .as_ref()
         .filter(|_| !login_needed && !consent_needed)
@@ -135,6 +137,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
         };
         return response::error(&request.target, issuer, error);
     }
+    // NOTE: `login_hint` is checked for length but not yet passed to the
+    // login form, whose transaction has no field for it.
     let page = if login_needed { "login" } else { "consent" };
     match start_interaction(state, &client, &request).await {
         Ok(tx) => redirect_to(&format!("{}/{page}?tx={tx}", issuer_path(&state.config))),
