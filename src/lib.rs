@@ -11,6 +11,7 @@ pub mod http;
 pub mod keys;
 pub mod maintenance;
 pub mod oauth;
+pub mod oidc;
 pub mod public_keys;
 pub mod registry;
 pub mod resources;

@@ -11,6 +11,7 @@ pub mod sweeper;
 pub mod throttle;
 pub mod users;
 
+pub(crate) use pages::live_session;
 pub use pages::router;
 
 use crate::config::Config;

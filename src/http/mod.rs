@@ -44,7 +44,9 @@ pub fn router(state: AppState) -> Router {
     let protocol = Router::new()
         .merge(crate::oauth::register::router())
         .merge(jwks::router())
-        .merge(crate::accounts::router(&state.config));
+        .merge(crate::accounts::router(&state.config))
+        .merge(crate::oauth::authorize::router(&state.config))
+        .merge(crate::oidc::router(&state.config));
     let issuer_path = issuer_path(&state.config.issuer);
     let routes = if issuer_path.is_empty() {
         health::router().merge(protocol)

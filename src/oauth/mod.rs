@@ -2,6 +2,8 @@
 //! testable without HTTP.
 
 pub mod assertion;
+pub mod authorize;
 pub mod credentials;
+pub mod grants;
 pub mod register;
 pub mod scope;

@@ -144,10 +144,8 @@ pub trait ClientStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes a client; returns whether it existed.
-    ///
-    /// NOTE: grants and refresh tokens are not stored yet; when they are,
-    /// this must delete the client's grants in the same transaction.
+    /// Deletes a client with its grants, codes and refresh tokens, in one
+    /// transaction; returns whether it existed.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
     async fn insert_initial_access_token(

@@ -17,6 +17,7 @@ mod clients;
 mod consents;
 mod coordination;
 mod data_keys;
+pub mod grants;
 mod keys;
 mod login_transactions;
 mod postgres;
@@ -34,6 +35,10 @@ pub use clients::{
 pub use consents::ConsentStore;
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
+pub use grants::{
+    AuthorizationCodeRecord, CodeConsumption, GrantRecord, GrantStore, PendingAuthorization,
+    RefreshRotation, RefreshTokenRecord,
+};
 pub use keys::{KeyChanges, KeyStore, KeyTimes, StoredKey};
 pub use login_transactions::{LoginOutcome, LoginTransactionRecord, LoginTransactionStore};
 pub use resources::{EncryptionKeySource, ResourceServer, ResourceStore, RESOURCES_TOPIC};
@@ -105,6 +110,7 @@ pub trait Store:
     + LoginTransactionStore
     + ConsentStore
     + AuditStore
+    + GrantStore
     + Send
     + Sync
     + 'static

@@ -2,4 +2,5 @@
 //! minting and ID tokens.
 
 pub mod access;
+pub mod id_token;
 pub mod jwe;

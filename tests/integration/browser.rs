@@ -292,3 +292,76 @@ async fn browser_runs_no_script_from_request_values() {
     }
     client.close().await.unwrap();
 }
+
+/// A client's callback on another loopback port: it answers GET and POST
+/// with a page showing the `code` it received.
+async fn callback_server() -> std::net::SocketAddr {
+    async fn show(code: Option<String>) -> axum::response::Html<String> {
+        let code = code.unwrap_or_default();
+        let safe: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        axum::response::Html(format!(
+            "<!doctype html><title>callback</title><p id=\"code\">{safe}</p>"
+        ))
+    }
+    let router = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(
+            |axum::extract::Query(query): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >| async move { show(query.get("code").cloned()).await },
+        )
+        .post(
+            |axum::extract::Form(form): axum::extract::Form<
+                std::collections::HashMap<String, String>,
+            >| async move { show(form.get("code").cloned()).await },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_completes_authorization_in_both_response_modes() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "u1", crate::authorize::PASSWORD).await;
+    let rp = crate::authorize::add_client(&app, "openid email", false).await;
+    let callback = callback_server().await;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+
+    for (mode, approve) in [("query", true), ("form_post", false)] {
+        let path = crate::authorize::query(&rp, &format!("&scope=openid&response_mode={mode}"))
+            .replace(
+                "https%3A%2F%2Frp.test%2Fcb",
+                &format!("http%3A%2F%2F127.0.0.1%3A{}%2Fcallback", callback.port()),
+            );
+        client.goto(&app.url(&path)).await.unwrap();
+        if approve {
+            sign_in(&client, "u1", crate::authorize::PASSWORD).await;
+            client
+                .wait()
+                .for_element(Locator::Css("#approve"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        // After the login and consent forms, the browser follows the
+        // redirect to the client's origin (form-action must allow it), and
+        // in form_post mode the page's one script posts the code.
+        let code = client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#code"))
+            .await
+            .unwrap_or_else(|error| panic!("{mode}: no callback page: {error}"));
+        assert_eq!(code.text().await.unwrap().len(), 43, "{mode}");
+    }
+    client.close().await.unwrap();
+}

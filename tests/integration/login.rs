@@ -609,7 +609,7 @@ fn assert_page_headers(headers: &HeaderMap, what: &str) {
     assert_eq!(headers[CONTENT_TYPE], "text/html; charset=utf-8", "{what}");
     assert_eq!(
         headers["content-security-policy"],
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+        "default-src 'none'; style-src 'self'; img-src 'self'; \
          frame-ancestors 'none'; base-uri 'none'",
         "{what}"
     );

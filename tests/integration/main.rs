@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_cli;
+mod authorize;
 mod browser;
 mod cli;
 mod compose;
@@ -15,6 +16,7 @@ mod key_store;
 mod keys;
 mod keys_cli;
 mod login;
+mod oidc;
 mod registration;
 mod registry;
 mod server;

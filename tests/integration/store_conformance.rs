@@ -586,6 +586,7 @@ async fn run_sql(url: &str, sql: &str) {
 }
 
 pub mod clients;
+mod grants;
 fn user(username: &str) -> tessera::store::UserRecord {
     tessera::store::UserRecord {
         id: uuid::Uuid::new_v4(),

@@ -135,7 +135,7 @@ async fn load_transaction(
 
 /// Returns the session of the request's cookie if it is live and its user
 /// is enabled.
-async fn live_session(
+pub(crate) async fn live_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(SessionRecord, crate::store::UserRecord)>, StoreError> {

@@ -192,6 +192,11 @@ impl ClientStore for SqliteStore {
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let mut transaction = self.begin_write().await?;
+        // Codes and refresh tokens go with their grants (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM grants WHERE client_id = ?1")
+            .bind(client_id)
+            .execute(&mut *transaction)
+            .await?;
         let result = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
             .bind(client_id)
             .execute(&mut *transaction)

@@ -24,6 +24,7 @@ mod clients;
 mod consents;
 mod coordination;
 mod data_keys;
+mod grants;
 mod keys;
 mod login_transactions;
 mod resources;

@@ -1,0 +1,97 @@
+//! Matching a requested `redirect_uri` against the registered ones.
+//!
+//! The comparison is byte for byte (RFC 9700 section 4.1.3, RFC 3986
+//! section 6.2.1 simple comparison): no case folding, no percent-decoding,
+//! no default-port or trailing-slash normalisation. The one exception is
+//! the port of an http redirect to `127.0.0.1` or `[::1]`, which is free
+//! (RFC 8252 section 7.3), because native apps listen on an ephemeral port.
+//! `localhost` gets no such exception.
+
+/// Hosts whose port is free.
+const FREE_PORT_HOSTS: [&str; 2] = ["127.0.0.1", "[::1]"];
+
+/// Returns whether `requested` matches one of `registered`.
+pub fn redirect_uri_matches(requested: &str, registered: &[String]) -> bool {
+    if registered.iter().any(|uri| uri == requested) {
+        return true;
+    }
+    let Some(requested) = without_loopback_port(requested) else {
+        return false;
+    };
+    registered
+        .iter()
+        .filter_map(|uri| without_loopback_port(uri))
+        .any(|uri| uri == requested)
+}
+
+/// For `http://127.0.0.1[:port]/rest` or `http://[::1][:port]/rest`,
+/// returns the URI without the port; `None` for any other URI.
+fn without_loopback_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = FREE_PORT_HOSTS.into_iter().find(|host| {
+        authority == *host
+            || authority.strip_prefix(host).is_some_and(|port| {
+                port.strip_prefix(':').is_some_and(|digits| {
+                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+    })?;
+    Some(format!("http://{host}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(uris: &[&str]) -> Vec<String> {
+        uris.iter().map(|uri| (*uri).to_owned()).collect()
+    }
+
+    #[test]
+    fn exact_match_only() {
+        let list = registered(&["https://rp.test/Callback", "https://rp.test"]);
+        assert!(redirect_uri_matches("https://rp.test/Callback", &list));
+        for variant in [
+            "https://RP.test/Callback",
+            "https://rp.test/callback",
+            "HTTPS://rp.test/Callback",
+            "https://rp.test/%43allback",
+            "https://rp.test:443/Callback",
+            "https://rp.test/Callback/",
+            "https://rp.test/",
+        ] {
+            assert!(!redirect_uri_matches(variant, &list), "{variant}");
+        }
+    }
+
+    #[test]
+    fn loopback_port_is_free() {
+        let list = registered(&["http://127.0.0.1/callback", "http://[::1]/callback"]);
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1:58892/callback",
+            &list
+        ));
+        assert!(redirect_uri_matches("http://[::1]:61023/callback", &list));
+        for negative in [
+            "http://127.0.0.1:58892/callback?x=1",
+            "http://127.0.0.1:58892/other",
+            "https://127.0.0.1:58892/callback",
+            "http://127.0.0.2:58892/callback",
+            "http://localhost:58892/callback",
+            "http://127.0.0.1:/callback",
+            "http://127.0.0.1:80a/callback",
+            "http://127.0.0.1.evil.test/callback",
+        ] {
+            assert!(!redirect_uri_matches(negative, &list), "{negative}");
+        }
+    }
+
+    #[test]
+    fn localhost_port_is_fixed() {
+        let list = registered(&["http://localhost:8080/cb"]);
+        assert!(redirect_uri_matches("http://localhost:8080/cb", &list));
+        assert!(!redirect_uri_matches("http://localhost:8081/cb", &list));
+    }
+}

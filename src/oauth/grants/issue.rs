@@ -1,0 +1,326 @@
+//! The tokens a grant issues: an access token for one audience, an ID
+//! token when `openid` is in scope, and a rotated refresh token when the
+//! grant may be refreshed.
+//!
+//! The audience is the grant's resource, which a request may name again but
+//! not change. A grant without one gets Tessera itself when `openid` was
+//! granted, else the client's default resource, else `invalid_target`.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use josekit::jwk::Jwk;
+use serde::Serialize;
+
+use super::{store_failed, INVALID_GRANT};
+use crate::crypto::random_token;
+use crate::http::error::{no_store, ErrorCode, OAuthError};
+use crate::keys::SigningAlg;
+use crate::oauth::scope::Scopes;
+use crate::server::AppState;
+use crate::store::{AccessTokenRecord, Client, GrantRecord, RefreshTokenRecord, ResourceServer};
+use crate::tokens::access::{mint, AccessTokenClaims, AccessTokenRequest};
+use crate::tokens::id_token::{IdTokenClaims, IdTokenRequest, UserClaims};
+
+const INVALID_TARGET: OAuthError = OAuthError::new(
+    ErrorCode::InvalidTarget,
+    "the requested resource is unknown or not allowed for this client",
+);
+
+/// Signing algorithm of tokens addressed to Tessera itself.
+const OWN_TOKEN_ALG: SigningAlg = SigningAlg::ES256;
+
+/// A successful token response (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = (StatusCode::OK, axum::Json(self)).into_response();
+        no_store(response.headers_mut());
+        response
+    }
+}
+
+/// The recipient of an access token.
+pub enum Audience {
+    /// Tessera's own userinfo endpoint.
+    Tessera,
+    Resource(Arc<ResourceServer>),
+}
+
+/// Checks that `client` may name `identifier` (RFC 8707, DESIGN
+/// "Policies"): a registered resource server that is the client's default
+/// resource or defines one of the client's scopes.
+pub async fn allowed_resource(
+    state: &AppState,
+    client: &Client,
+    identifier: &str,
+) -> Result<Arc<ResourceServer>, OAuthError> {
+    let resource = state
+        .registry
+        .resource_server(identifier)
+        .await
+        .map_err(|error| store_failed(&error, "resource server lookup"))?
+        .ok_or(INVALID_TARGET)?;
+    let is_default = client.default_resource.as_deref() == Some(identifier);
+    let holds_scope = client
+        .scopes
+        .iter()
+        .any(|scope| resource.scopes.contains(scope));
+    if is_default || holds_scope {
+        Ok(resource)
+    } else {
+        Err(INVALID_TARGET)
+    }
+}
+
+/// Picks the audience of a token request on `grant`. A refresh that
+/// narrows the scope keeps the grant's audience.
+pub async fn audience(
+    state: &AppState,
+    client: &Client,
+    grant: &GrantRecord,
+    requested: Option<&str>,
+) -> Result<Audience, OAuthError> {
+    if let Some(requested) = requested {
+        if grant.resource.as_deref() != Some(requested) {
+            return Err(INVALID_TARGET);
+        }
+    }
+    if let Some(resource) = &grant.resource {
+        return Ok(Audience::Resource(
+            allowed_resource(state, client, resource).await?,
+        ));
+    }
+    if grant.scopes.iter().any(|scope| scope == "openid") {
+        return Ok(Audience::Tessera);
+    }
+    match &client.default_resource {
+        Some(resource) => Ok(Audience::Resource(
+            allowed_resource(state, client, resource).await?,
+        )),
+        None => Err(INVALID_TARGET),
+    }
+}
+
+/// The inputs of one token request on a grant.
+pub struct Issue<'a> {
+    pub client: &'a Client,
+    pub grant: &'a GrantRecord,
+    pub grant_type: &'a str,
+    /// The access token's scope: the grant's, or a narrower set.
+    pub scopes: &'a Scopes,
+    pub audience: Audience,
+    /// Set on the code exchange only (OIDC Core section 12.2).
+    pub nonce: Option<&'a str>,
+}
+
+/// Returns whether a grant gets a refresh token: the client needs the
+/// `refresh_token` grant type and, for an OpenID grant, the user must have
+/// granted `offline_access` (OIDC Core section 11).
+pub fn gets_refresh_token(client: &Client, grant_scopes: &[String]) -> bool {
+    let has = |scope: &str| grant_scopes.iter().any(|granted| granted == scope);
+    client
+        .grant_types
+        .iter()
+        .any(|grant| grant == "refresh_token")
+        && (!has("openid") || has("offline_access"))
+}
+
+/// Mints and records the tokens of one successful token request.
+pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenResponse, OAuthError> {
+    let now = state.clock.now();
+    let grant = issue.grant;
+    let client = issue.client;
+    let user = state
+        .store
+        .user_by_id(grant.user_id)
+        .await
+        .map_err(|error| store_failed(&error, "user lookup"))?
+        .filter(|user| !user.disabled)
+        .ok_or(INVALID_GRANT)?;
+    let subject = user.id.to_string();
+    let scope = issue.scopes.to_string();
+
+    let (access_token, expires_in) = access_token(state, &issue, &subject, &scope, now).await?;
+
+    let id_token = if issue.scopes.contains("openid") {
+        Some(id_token(state, &issue, &user, &access_token, now)?)
+    } else {
+        None
+    };
+
+    let refresh_token = if gets_refresh_token(client, &grant.scopes) {
+        let token = random_token();
+        let idle = state.config.tokens.refresh_token_idle_ttl.as_chrono();
+        let record = RefreshTokenRecord {
+            digest: state.data_keys.digester.digest(&token),
+            grant_id: grant.id.clone(),
+            client_id: client.client_id.clone(),
+            issued_at: now,
+            expires_at: (now + idle).min(grant.expires_at),
+            rotated_at: None,
+        };
+        state
+            .store
+            .insert_refresh_token(&record)
+            .await
+            .map_err(|error| store_failed(&error, "refresh token insert"))?;
+        Some(token)
+    } else {
+        None
+    };
+
+    // A concurrent replay or reuse may have revoked the grant while these
+    // tokens were recorded, so revoke again to catch records written after
+    // it. This request won, so the response still goes out, but its tokens
+    // are dead, as a replay requires.
+    let current = state
+        .store
+        .grant(&grant.id)
+        .await
+        .map_err(|error| store_failed(&error, "grant lookup"))?;
+    if current.is_none_or(|current| current.revoked_at.is_some()) {
+        state
+            .store
+            .revoke_grant(&grant.id, now)
+            .await
+            .map_err(|error| store_failed(&error, "grant revocation"))?;
+    }
+
+    tracing::info!(client_id = %client.client_id, grant_type = issue.grant_type, "tokens issued");
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        scope,
+        refresh_token,
+        id_token,
+    })
+}
+
+async fn access_token(
+    state: &AppState,
+    issue: &Issue<'_>,
+    subject: &str,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, i64), OAuthError> {
+    let default_ttl = state.config.tokens.access_token_ttl.as_chrono();
+    let (audience, lifetime, alg, recipient) = match &issue.audience {
+        Audience::Tessera => {
+            let key = state.keys.encryption_key(now).ok_or_else(|| {
+                tracing::error!("Tessera has no current encryption key");
+                OAuthError::server_error()
+            })?;
+            (
+                state.config.issuer.clone(),
+                default_ttl,
+                OWN_TOKEN_ALG,
+                key.public_jwk,
+            )
+        }
+        Audience::Resource(resource) => {
+            let lifetime = resource
+                .access_token_ttl_seconds
+                .map_or(default_ttl, Duration::seconds);
+            let alg = SigningAlg::parse(&resource.signing_alg).ok_or_else(|| {
+                tracing::error!(resource = %resource.identifier, "unsupported signing algorithm");
+                OAuthError::server_error()
+            })?;
+            let members = state.registry.encryption_key(resource).await.map_err(|error| {
+                tracing::error!(error = %error, resource = %resource.identifier, "no usable encryption key");
+                OAuthError::server_error()
+            })?;
+            let jwk = Jwk::from_map(members).map_err(|_| OAuthError::server_error())?;
+            (resource.identifier.clone(), lifetime, alg, jwk)
+        }
+    };
+    let claims = AccessTokenClaims::new(
+        &AccessTokenRequest {
+            issuer: &state.config.issuer,
+            subject,
+            audience: &audience,
+            client_id: &issue.client.client_id,
+            scope,
+            lifetime,
+            auth_time: Some(issue.grant.auth_time),
+        },
+        now,
+    );
+    let token = mint(
+        &claims,
+        |typ, payload| state.keys.sign(alg, typ, payload, now),
+        &recipient,
+    )
+    .map_err(|error| {
+        tracing::error!(error = %error, "minting an access token failed");
+        OAuthError::server_error()
+    })?;
+    let record = AccessTokenRecord {
+        jti: claims.jti.clone(),
+        digest: state.data_keys.digester.digest(&token),
+        client_id: issue.client.client_id.clone(),
+        subject: subject.to_owned(),
+        grant_id: Some(issue.grant.id.clone()),
+        grant_type: issue.grant_type.to_owned(),
+        audience,
+        scope: scope.to_owned(),
+        issued_at: DateTime::from_timestamp(claims.iat, 0).unwrap_or(now),
+        expires_at: claims.expires_at(),
+        revoked_at: None,
+    };
+    state
+        .store
+        .insert_access_token(&record)
+        .await
+        .map_err(|error| store_failed(&error, "access token insert"))?;
+    Ok((token, claims.exp - claims.iat))
+}
+
+fn id_token(
+    state: &AppState,
+    issue: &Issue<'_>,
+    user: &crate::store::UserRecord,
+    access_token: &str,
+    now: DateTime<Utc>,
+) -> Result<String, OAuthError> {
+    let alg = SigningAlg::parse(&issue.client.id_token_signed_response_alg).ok_or_else(|| {
+        tracing::error!(client_id = %issue.client.client_id, "unsupported ID token algorithm");
+        OAuthError::server_error()
+    })?;
+    let subject = user.id.to_string();
+    let claims = IdTokenClaims::new(
+        IdTokenRequest {
+            issuer: &state.config.issuer,
+            subject: &subject,
+            client_id: &issue.client.client_id,
+            lifetime: state.config.tokens.id_token_ttl.as_chrono(),
+            auth_time: issue.grant.auth_time,
+            nonce: issue.nonce,
+            access_token: Some(access_token),
+            alg,
+            sid: &issue.grant.sid,
+            amr: &issue.grant.amr,
+            user: UserClaims::for_scopes(user, issue.scopes.iter()),
+        },
+        now,
+    );
+    let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
+    state.keys.sign(alg, "JWT", &payload, now).map_err(|error| {
+        tracing::error!(error = %error, alg = alg.as_str(), "signing an ID token failed");
+        OAuthError::server_error()
+    })
+}

@@ -1,0 +1,135 @@
+//! `grant_type=refresh_token` (RFC 6749 section 6, OIDC Core section 12).
+//!
+//! Refresh tokens are opaque, stored as digests and rotate on every use.
+//! Presenting a rotated token again revokes its whole grant and writes an
+//! audit event (RFC 9700 section 4.14.2), except within
+//! `tokens.refresh_reuse_interval` of its rotation, when it yields new
+//! tokens from the same grant and revokes nothing. The default interval is
+//! 0, so of two concurrent requests with one token exactly one wins and
+//! the grant is revoked.
+//!
+//! A refresh may narrow the scope, never widen it; the rotated token keeps
+//! the grant's scope. The refreshed ID token keeps `auth_time` and carries
+//! no `nonce` (OIDC Core section 12.2).
+
+use super::issue::{audience, issue_tokens, Issue, TokenResponse};
+use super::{audit, store_failed, INVALID_GRANT};
+use crate::http::error::{ErrorCode, OAuthError};
+use crate::oauth::scope::Scopes;
+use crate::server::AppState;
+use crate::store::{Client, RefreshRotation};
+
+const INVALID_SCOPE: OAuthError = OAuthError::new(
+    ErrorCode::InvalidScope,
+    "the requested scope exceeds the scope of the grant",
+);
+
+/// The parameters of a `grant_type=refresh_token` request, from an
+/// authenticated client.
+pub struct RefreshRequest<'a> {
+    pub client: &'a Client,
+    pub refresh_token: &'a str,
+    pub scope: Option<&'a str>,
+    pub resource: Option<&'a str>,
+}
+
+pub async fn refresh(
+    state: &AppState,
+    request: RefreshRequest<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let client = request.client;
+    let now = state.clock.now();
+    let digest = state.data_keys.digester.digest(request.refresh_token);
+    let rotation = state
+        .store
+        .rotate_refresh_token(&digest, &client.client_id, now)
+        .await
+        .map_err(|error| store_failed(&error, "refresh token rotation"))?;
+    let token = match rotation {
+        RefreshRotation::Rotated(token) => token,
+        RefreshRotation::Unknown => return Err(INVALID_GRANT),
+        RefreshRotation::AlreadyRotated(token) => {
+            let interval = state.config.tokens.refresh_reuse_interval.as_chrono();
+            // `now` was read before the winning request set `rotated_at`,
+            // so it may precede it: a zero interval must never count.
+            let within = interval > chrono::Duration::zero()
+                && token
+                    .rotated_at
+                    .is_some_and(|rotated_at| now < rotated_at + interval);
+            if !within {
+                let revoked = state
+                    .store
+                    .revoke_grant(&token.grant_id, now)
+                    .await
+                    .map_err(|error| store_failed(&error, "grant revocation"))?;
+                tracing::warn!(client_id = %client.client_id, revoked, "rotated refresh token reused");
+                let subject = state
+                    .store
+                    .grant(&token.grant_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|grant| grant.user_id.to_string());
+                audit(state, "refresh_token.reuse", subject, &client.client_id).await;
+                return Err(INVALID_GRANT);
+            }
+            token
+        }
+    };
+
+    let grant = state
+        .store
+        .grant(&token.grant_id)
+        .await
+        .map_err(|error| store_failed(&error, "grant lookup"))?
+        .filter(|grant| now < grant.expires_at)
+        .ok_or(INVALID_GRANT)?;
+    // Revoking a grant deletes its refresh tokens, so a token that rotated
+    // belonged to a live grant. A revocation since then comes from a
+    // concurrent reuse: this request won, and `issue_tokens` revokes what
+    // it issues.
+    // Scopes the administrator has since taken from the client end the
+    // grant's use of them; losing offline access ends the grant.
+    let still_held = |scope: &str| client.scopes.iter().any(|held| held == scope);
+    if grant.scopes.iter().any(|scope| scope == "offline_access") && !still_held("offline_access") {
+        return Err(INVALID_GRANT);
+    }
+
+    // Withdrawn consent ends offline access too (OIDC Core section 11).
+    if !client.first_party && grant.scopes.iter().any(|scope| scope == "offline_access") {
+        let consented = state
+            .store
+            .consented_scopes(grant.user_id, &client.client_id)
+            .await
+            .map_err(|error| store_failed(&error, "consent lookup"))?;
+        if !consented.iter().any(|scope| scope == "offline_access") {
+            return Err(INVALID_GRANT);
+        }
+    }
+
+    let granted: Scopes = grant.scopes.iter().map(String::as_str).collect();
+    let scopes = match request.scope {
+        None => granted.clone(),
+        Some(text) => {
+            let requested = Scopes::parse(text).map_err(|_| INVALID_SCOPE)?;
+            if requested.is_empty() || !requested.is_subset(&granted) {
+                return Err(INVALID_SCOPE);
+            }
+            requested
+        }
+    };
+    let scopes = scopes.retain(still_held);
+    let audience = audience(state, client, &grant, request.resource).await?;
+    issue_tokens(
+        state,
+        Issue {
+            client,
+            grant: &grant,
+            grant_type: "refresh_token",
+            scopes: &scopes,
+            audience,
+            nonce: None,
+        },
+    )
+    .await
+}

@@ -1,0 +1,221 @@
+//! `GET` and `POST /userinfo` (OIDC Core section 5.3) with a Bearer access
+//! token in the `Authorization` header (RFC 6750 section 2.1).
+//!
+//! Only tokens addressed to Tessera itself are accepted: the JWE must be
+//! encrypted to one of Tessera's published encryption keys, pass the
+//! header allow-list, carry a JWS signed by a published key with
+//! `typ: at+jwt`, `iss` and `aud` equal to the issuer, and be recorded and
+//! not revoked. Errors follow RFC 6750 section 3.
+
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::http::error::no_store;
+use crate::server::AppState;
+use crate::tokens::access::ACCESS_TOKEN_TYPE;
+use crate::tokens::id_token::UserClaims;
+use crate::tokens::jwe::decrypt_with;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/userinfo", get(userinfo).post(userinfo))
+}
+
+/// An RFC 6750 error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BearerError {
+    /// No credentials: a bare challenge (section 3.1).
+    Missing,
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let (status, challenge) = match self {
+            BearerError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
+            BearerError::InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "Bearer realm=\"tessera\", error=\"invalid_request\"",
+            ),
+            BearerError::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"tessera\", error=\"invalid_token\", \
+                 error_description=\"the access token is invalid, expired or revoked\"",
+            ),
+            BearerError::InsufficientScope => (
+                StatusCode::FORBIDDEN,
+                "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"",
+            ),
+        };
+        let mut response = status.into_response();
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        no_store(response.headers_mut());
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct UserInfo {
+    sub: String,
+    #[serde(flatten)]
+    claims: UserClaims,
+}
+
+/// The claims of the inner token that userinfo checks.
+#[derive(Deserialize)]
+struct AccessClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    exp: i64,
+    scope: String,
+}
+
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match claims_for(&state, &headers).await {
+        Ok(info) => {
+            let mut response = axum::Json(info).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn claims_for(state: &AppState, headers: &HeaderMap) -> Result<UserInfo, BearerError> {
+    let token = bearer_token(headers)?;
+    let access = verify_own_token(state, token).await?;
+    let scopes: Vec<&str> = access.scope.split(' ').collect();
+    if !scopes.contains(&"openid") {
+        return Err(BearerError::InsufficientScope);
+    }
+    let user_id = Uuid::parse_str(&access.sub).map_err(|_| BearerError::InvalidToken)?;
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = ?error, "userinfo user lookup failed");
+            BearerError::InvalidToken
+        })?
+        .filter(|user| !user.disabled)
+        .ok_or(BearerError::InvalidToken)?;
+    Ok(UserInfo {
+        sub: access.sub.clone(),
+        claims: UserClaims::for_scopes(&user, scopes),
+    })
+}
+
+/// Reads `Authorization: Bearer TOKEN` (the scheme in any case).
+fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.get(AUTHORIZATION) {
+            None => Err(BearerError::Missing),
+            Some(_) => Err(BearerError::InvalidRequest),
+        };
+    };
+    let value = value.to_str().map_err(|_| BearerError::InvalidRequest)?;
+    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::Missing);
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > 16 * 1024 {
+        return Err(BearerError::InvalidRequest);
+    }
+    Ok(token)
+}
+
+async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+    let now = state.clock.now();
+    let record = state
+        .store
+        .find_access_token(&state.data_keys.digester.digest(token))
+        .await
+        .map_err(|error| {
+            tracing::error!(error = ?error, "userinfo token lookup failed");
+            BearerError::InvalidToken
+        })?
+        .filter(|record| record.is_active(now))
+        .ok_or(BearerError::InvalidToken)?;
+
+    let kid = jwe_kid(token).ok_or(BearerError::InvalidToken)?;
+    let decrypter = state
+        .keys
+        .decrypter(&kid, now)
+        .ok_or(BearerError::InvalidToken)?;
+    let inner = decrypt_with(token, decrypter.as_ref()).map_err(|_| BearerError::InvalidToken)?;
+    let verified = state
+        .keys
+        .verify(&inner, now)
+        .map_err(|_| BearerError::InvalidToken)?;
+    if verified.header.token_type() != Some(ACCESS_TOKEN_TYPE) {
+        return Err(BearerError::InvalidToken);
+    }
+    let claims: AccessClaims =
+        serde_json::from_slice(&verified.payload).map_err(|_| BearerError::InvalidToken)?;
+    let issuer = state.config.issuer.as_str();
+    let for_tessera = claims.aud.as_str() == Some(issuer) && record.audience == issuer;
+    if claims.iss != issuer || !for_tessera || claims.exp <= now.timestamp() {
+        return Err(BearerError::InvalidToken);
+    }
+    Ok(claims)
+}
+
+/// Reads the `kid` of a JWE compact token's protected header.
+fn jwe_kid(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_header_forms() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&["bearer abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&[])), Err(BearerError::Missing));
+        assert_eq!(
+            bearer_token(&headers(&["Basic abc"])),
+            Err(BearerError::Missing)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(BearerError::InvalidRequest)
+        );
+    }
+
+    #[test]
+    fn errors_carry_rfc6750_challenges() {
+        let response = BearerError::InvalidToken.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        let response = BearerError::InsufficientScope.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+}

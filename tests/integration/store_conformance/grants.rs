@@ -1,0 +1,282 @@
+//! Store conformance for grants, pending authorizations, authorization
+//! codes and refresh tokens, on both backends.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use tessera::store::{
+    AccessTokenRecord, AuthorizationCodeRecord, CodeConsumption, GrantRecord, PendingAuthorization,
+    RefreshRotation, RefreshTokenRecord,
+};
+
+use crate::harness::TestStore;
+
+conformance!(
+    grant_round_trips,
+    pending_authorization_expires_and_deletes,
+    code_is_consumed_once_by_its_client,
+    code_race_has_one_winner,
+    refresh_token_rotates_once_by_its_client,
+    grant_revocation_removes_refresh_and_access_tokens,
+    client_deletion_removes_its_grants,
+);
+
+fn at(seconds: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+}
+
+fn grant(id: &str) -> GrantRecord {
+    GrantRecord {
+        id: id.to_owned(),
+        client_id: "rp1".into(),
+        user_id: uuid::Uuid::new_v4(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resource: Some("https://rs1.test/".into()),
+        auth_time: at(-5),
+        amr: vec!["pwd".into()],
+        sid: "sid-1".into(),
+        created_at: at(0),
+        expires_at: at(86_400),
+        revoked_at: None,
+    }
+}
+
+fn code(digest: &str, grant_id: &str) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        digest: digest.to_owned(),
+        grant_id: grant_id.to_owned(),
+        client_id: "rp1".into(),
+        redirect_uri: "https://rp.test/cb".into(),
+        code_challenge: Some("challenge".into()),
+        nonce: Some("n-1".into()),
+        expires_at: at(60),
+        consumed_at: None,
+    }
+}
+
+fn refresh_token(digest: &str, grant_id: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        digest: digest.to_owned(),
+        grant_id: grant_id.to_owned(),
+        client_id: "rp1".into(),
+        issued_at: at(0),
+        expires_at: at(3600),
+        rotated_at: None,
+    }
+}
+
+async fn grant_round_trips(test: TestStore) {
+    let store = test.store;
+    let mut second = grant("g2");
+    second.resource = None;
+    second.amr = Vec::new();
+    for record in [grant("g1"), second] {
+        store.insert_grant(&record).await.unwrap();
+        assert_eq!(store.grant(&record.id).await.unwrap(), Some(record));
+    }
+    assert_eq!(store.grant("unknown").await.unwrap(), None);
+}
+
+async fn pending_authorization_expires_and_deletes(test: TestStore) {
+    let store = test.store;
+    let pending = PendingAuthorization {
+        id_digest: "p1".into(),
+        tx_digest: "t1".into(),
+        client_id: "rp1".into(),
+        request: "{}".into(),
+        expires_at: at(600),
+    };
+    store.insert_pending_authorization(&pending).await.unwrap();
+    assert_eq!(
+        store.pending_authorization("p1", at(0)).await.unwrap(),
+        Some(pending)
+    );
+    assert_eq!(
+        store.pending_authorization("p1", at(600)).await.unwrap(),
+        None
+    );
+    assert!(store.delete_pending_authorization("p1").await.unwrap());
+    assert!(!store.delete_pending_authorization("p1").await.unwrap());
+}
+
+async fn code_is_consumed_once_by_its_client(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_authorization_code(&code("c1", "g1"))
+        .await
+        .unwrap();
+
+    // Another client consumes nothing and is no replay.
+    let other = store
+        .consume_authorization_code("c1", "rp2", at(1))
+        .await
+        .unwrap();
+    assert_eq!(other, CodeConsumption::Unknown);
+
+    let first = store
+        .consume_authorization_code("c1", "rp1", at(1))
+        .await
+        .unwrap();
+    let CodeConsumption::Consumed(record) = first else {
+        panic!("expected the code, got {first:?}");
+    };
+    assert_eq!(record.consumed_at, Some(at(1)));
+    assert_eq!(record.nonce.as_deref(), Some("n-1"));
+    let second = store
+        .consume_authorization_code("c1", "rp1", at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        CodeConsumption::Replayed {
+            grant_id: "g1".into()
+        }
+    );
+
+    // An expired code is unknown.
+    store
+        .insert_authorization_code(&code("c2", "g1"))
+        .await
+        .unwrap();
+    let late = store
+        .consume_authorization_code("c2", "rp1", at(60))
+        .await
+        .unwrap();
+    assert_eq!(late, CodeConsumption::Unknown);
+}
+
+async fn code_race_has_one_winner(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_authorization_code(&code("c1", "g1"))
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .consume_authorization_code("c1", "rp1", at(1))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut consumed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            CodeConsumption::Consumed(_) => consumed += 1,
+            CodeConsumption::Replayed { .. } => {}
+            CodeConsumption::Unknown => panic!("a used code must read as a replay"),
+        }
+    }
+    assert_eq!(consumed, 1);
+}
+
+async fn refresh_token_rotates_once_by_its_client(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_refresh_token(&refresh_token("r1", "g1"))
+        .await
+        .unwrap();
+
+    let other = store
+        .rotate_refresh_token("r1", "rp2", at(1))
+        .await
+        .unwrap();
+    assert_eq!(other, RefreshRotation::Unknown);
+    let first = store
+        .rotate_refresh_token("r1", "rp1", at(1))
+        .await
+        .unwrap();
+    assert!(matches!(first, RefreshRotation::Rotated(_)), "{first:?}");
+    let again = store
+        .rotate_refresh_token("r1", "rp1", at(2))
+        .await
+        .unwrap();
+    let RefreshRotation::AlreadyRotated(record) = again else {
+        panic!("expected a rotated token, got {again:?}");
+    };
+    assert_eq!(record.rotated_at, Some(at(1)));
+
+    store
+        .insert_refresh_token(&refresh_token("r2", "g1"))
+        .await
+        .unwrap();
+    let expired = store
+        .rotate_refresh_token("r2", "rp1", at(3600))
+        .await
+        .unwrap();
+    assert_eq!(expired, RefreshRotation::Unknown);
+}
+
+async fn grant_revocation_removes_refresh_and_access_tokens(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_refresh_token(&refresh_token("r1", "g1"))
+        .await
+        .unwrap();
+    let access = AccessTokenRecord {
+        jti: "j1".into(),
+        digest: "a1".into(),
+        client_id: "rp1".into(),
+        subject: "u1".into(),
+        grant_id: Some("g1".into()),
+        grant_type: "authorization_code".into(),
+        audience: "https://rs1.test/".into(),
+        scope: "openid".into(),
+        issued_at: at(0),
+        expires_at: at(600),
+        revoked_at: None,
+    };
+    store.insert_access_token(&access).await.unwrap();
+
+    assert!(store.revoke_grant("g1", at(5)).await.unwrap());
+    assert!(!store.revoke_grant("g1", at(6)).await.unwrap());
+    assert_eq!(
+        store.grant("g1").await.unwrap().unwrap().revoked_at,
+        Some(at(5))
+    );
+    let rotation = store
+        .rotate_refresh_token("r1", "rp1", at(7))
+        .await
+        .unwrap();
+    assert_eq!(rotation, RefreshRotation::Unknown);
+    let record = store.find_access_token("a1").await.unwrap().unwrap();
+    assert_eq!(record.revoked_at, Some(at(5)));
+}
+
+async fn client_deletion_removes_its_grants(test: TestStore) {
+    let store = test.store;
+    store
+        .insert_client(&super::clients::sample_client("rp1"))
+        .await
+        .unwrap();
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_authorization_code(&code("c1", "g1"))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("r1", "g1"))
+        .await
+        .unwrap();
+
+    assert!(store.delete_client("rp1").await.unwrap());
+    assert_eq!(store.grant("g1").await.unwrap(), None);
+    let consumed = store
+        .consume_authorization_code("c1", "rp1", at(1))
+        .await
+        .unwrap();
+    assert_eq!(consumed, CodeConsumption::Unknown);
+    let rotation = store
+        .rotate_refresh_token("r1", "rp1", at(1))
+        .await
+        .unwrap();
+    assert_eq!(rotation, RefreshRotation::Unknown);
+}
