@@ -33,10 +33,26 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ));
 
+    let endpoints = Router::new()
+        .merge(crate::oauth::register::router())
+        .merge(crate::oauth::token::router())
+        .merge(crate::oauth::introspect::router())
+        .merge(crate::oauth::revoke::router())
+        .merge(crate::oauth::discovery::router())
+        .merge(jwks::router());
+    // An issuer with a path mounts every endpoint under that path, so the
+    // URLs built from the issuer are the ones served.
+    let issuer_path = crate::oauth::discovery::issuer_path(&state.config.issuer);
+    let endpoints = if issuer_path.is_empty() {
+        endpoints
+    } else {
+        Router::new().nest(&issuer_path, endpoints)
+    };
+
     Router::new()
         .merge(health::router())
-        .merge(crate::oauth::register::router())
-        .merge(jwks::router())
+        .merge(crate::oauth::discovery::root_router(&issuer_path))
+        .merge(endpoints)
         .layer(middleware)
         .with_state(state)
 }

@@ -2,6 +2,12 @@
 //! testable without HTTP.
 
 pub mod assertion;
+pub mod client_auth;
 pub mod credentials;
+pub mod discovery;
+pub mod introspect;
 pub mod register;
+pub mod resource;
+pub mod revoke;
 pub mod scope;
+pub mod token;

@@ -5,15 +5,19 @@
 
 mod admin_cli;
 mod cli;
+mod client_assertions;
 mod compose;
 mod harness;
 mod interop;
+mod introspection;
 mod jwks;
 mod key_sets;
 mod key_store;
 mod keys;
 mod keys_cli;
+mod oauth_support;
 mod registration;
 mod registry;
 mod server;
 mod store_conformance;
+mod token;

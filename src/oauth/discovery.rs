@@ -1,0 +1,156 @@
+//! Discovery documents: `{issuer}/.well-known/openid-configuration` (OIDC
+//! Discovery section 4) and `/.well-known/oauth-authorization-server{path}`
+//! (RFC 8414 section 3), where `{path}` is the issuer's path.
+//!
+//! Both list only the endpoints and features that exist, and every URL is
+//! built from the configured issuer, never from `Host` or forwarded
+//! headers (RFC 8414 section 3.3).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::client_auth::ASSERTION_ALGORITHMS;
+use crate::config::{Config, RegistrationPolicy};
+use crate::http::error::OAuthError;
+use crate::server::AppState;
+use crate::store::ResourceServer;
+
+/// `Cache-Control: max-age` of the documents. They change only with the
+/// configuration or the registered scopes.
+pub const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Path of the OpenID Provider configuration, under the issuer's path.
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
+
+/// Prefix of the RFC 8414 metadata path; the issuer's path follows it.
+pub const AUTHORIZATION_SERVER_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The OpenID configuration route, to be mounted under the issuer's path.
+pub fn router() -> Router<AppState> {
+    Router::new().route(OPENID_CONFIGURATION_PATH, get(document))
+}
+
+/// The RFC 8414 route, mounted at the root: the issuer's path goes after
+/// the well-known prefix.
+pub fn root_router(issuer_path: &str) -> Router<AppState> {
+    Router::new().route(
+        &format!("{AUTHORIZATION_SERVER_PATH}{issuer_path}"),
+        get(document),
+    )
+}
+
+async fn document(State(state): State<AppState>) -> Response {
+    let resources = match state.store.resource_servers().await {
+        Ok(resources) => resources,
+        Err(error) => {
+            tracing::error!(error = ?error, "listing resource servers for discovery failed");
+            return OAuthError::server_error().into_response();
+        }
+    };
+    let body = metadata(&state.config, &resources);
+    let cache_control = format!("public, max-age={}", DISCOVERY_MAX_AGE.as_secs());
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cache_control) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+/// Builds the metadata document for `config`, listing the scopes of the
+/// registered resource servers.
+///
+/// NOTE: `authorization_endpoint`, `userinfo_endpoint`, the ID token and
+/// subject-type members that OIDC Discovery requires come with the
+/// authorization endpoint; until then `response_types_supported` is empty.
+pub fn metadata(config: &Config, resources: &[ResourceServer]) -> Value {
+    let issuer = &config.issuer;
+    let mut scopes: Vec<&str> = resources
+        .iter()
+        .flat_map(|resource| resource.scopes.iter().map(String::as_str))
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+
+    let client_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let mut token_methods = client_methods.to_vec();
+    token_methods.push("none");
+
+    let mut document = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "token_endpoint": format!("{issuer}/token"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "token_endpoint_auth_methods_supported": token_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": client_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_methods_supported": token_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+    });
+    if config.registration.policy != RegistrationPolicy::Closed {
+        document["registration_endpoint"] = json!(format!("{issuer}/register"));
+    }
+    document
+}
+
+/// The path part of the issuer (`/tenant-a` for
+/// `https://id.example.com/tenant-a`), empty when it has none.
+pub fn issuer_path(issuer: &str) -> String {
+    match url::Url::parse(issuer) {
+        Ok(url) => url.path().trim_end_matches('/').to_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_path_of_root_and_tenant() {
+        assert_eq!(issuer_path("https://id.example.com"), "");
+        assert_eq!(issuer_path("https://id.example.com/tenant-a"), "/tenant-a");
+        assert_eq!(issuer_path("https://id.example.com/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn urls_come_from_the_issuer() {
+        let config = Config {
+            issuer: "https://id.example.com/t1".into(),
+            ..Config::default()
+        };
+        let document = metadata(&config, &[]);
+        assert_eq!(document["issuer"], "https://id.example.com/t1");
+        assert_eq!(
+            document["token_endpoint"],
+            "https://id.example.com/t1/token"
+        );
+        assert_eq!(document["jwks_uri"], "https://id.example.com/t1/jwks");
+        assert!(document.get("registration_endpoint").is_none());
+    }
+
+    #[test]
+    fn open_registration_is_listed() {
+        let mut config = Config::default();
+        config.registration.policy = RegistrationPolicy::Open;
+        let document = metadata(&config, &[]);
+        assert_eq!(
+            document["registration_endpoint"],
+            "http://127.0.0.1:8080/register"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! `POST /token` (RFC 6749 section 3.2): the form and client checks every
+//! grant shares, then one module per grant type.
+//!
+//! Only `client_credentials` exists so far; every other `grant_type`
+//! (including `authorization_code` and `refresh_token`, which come with the
+//! authorization endpoint) is `unsupported_grant_type`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use super::client_auth;
+use super::credentials::PresentedCredentials;
+use crate::http::error::{ErrorCode, OAuthError};
+use crate::http::form::OAuthForm;
+use crate::server::AppState;
+
+mod client_credentials;
+mod issue;
+
+pub use issue::{issue_access_token, AccessTokenGrant, TokenResponse};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/token", post(token))
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
+    match handle(&state, &headers, &form).await {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type = form.require("grant_type", "grant_type is missing")?;
+    let presented = PresentedCredentials::from_request(headers, form)?;
+    let client = client_auth::authenticate(state, &presented).await?;
+    match grant_type {
+        "client_credentials" => client_credentials::grant(state, &client, form).await,
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "the grant type is not supported",
+        )),
+    }
+}
