@@ -36,8 +36,8 @@ pub const ASSERTION_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
-/// Why authentication failed. Only logged; the client sees
-/// `invalid_client`.
+/// Reason for a failed authentication. It is only logged, and the client
+/// gets `invalid_client`.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
     #[error("unknown client")]
@@ -83,7 +83,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Whether no client with the presented id exists.
+    /// Returns whether no client with the presented id exists.
     pub fn is_unknown_client(&self) -> bool {
         matches!(
             self,
@@ -158,7 +158,7 @@ pub async fn authenticate(
     }
 }
 
-/// The client `client_id` if it exists and registered `method`.
+/// Looks up the client `client_id` and checks that it registered `method`.
 async fn registered_client(
     state: &AppState,
     client_id: &str,
@@ -246,7 +246,7 @@ async fn authenticate_assertion(
     Ok(client)
 }
 
-/// What the unverified assertion header and payload say.
+/// Members of an assertion's header and payload, read before verification.
 #[derive(Debug, PartialEq, Eq)]
 struct AssertionParts {
     alg: String,
@@ -298,7 +298,8 @@ fn decode_object(part: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// The client's signature keys that match `kid` (all of them without one).
+/// Returns the client's signature keys that match `kid` (all of them
+/// without one).
 async fn signature_keys(
     state: &AppState,
     client: &Client,
@@ -350,7 +351,8 @@ fn verify_with_any(assertion: &str, alg: &str, keys: &[Map<String, Value>]) -> O
     })
 }
 
-/// A verifier for one allowed algorithm; `None` when the key does not fit.
+/// Builds a verifier for one allowed algorithm, or `None` when the key does
+/// not fit it.
 fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
     use josekit::jws;
     let verifier: Box<dyn JwsVerifier> = match alg {

@@ -31,12 +31,13 @@ pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 /// Prefix of the RFC 8414 metadata path; the issuer's path follows it.
 pub const AUTHORIZATION_SERVER_PATH: &str = "/.well-known/oauth-authorization-server";
 
-/// The OpenID configuration route, to be mounted under the issuer's path.
+/// Routes the OpenID configuration; the caller mounts it under the
+/// issuer's path.
 pub fn router() -> Router<AppState> {
     Router::new().route(OPENID_CONFIGURATION_PATH, get(document))
 }
 
-/// The RFC 8414 route, mounted at the root: the issuer's path goes after
+/// Routes the RFC 8414 document at the root, with the issuer's path after
 /// the well-known prefix.
 pub fn root_router(issuer_path: &str) -> Router<AppState> {
     Router::new().route(
@@ -107,7 +108,7 @@ pub fn metadata(config: &Config, resources: &[ResourceServer]) -> Value {
     document
 }
 
-/// The path part of the issuer (`/tenant-a` for
+/// Returns the path part of the issuer (`/tenant-a` for
 /// `https://id.example.com/tenant-a`), empty when it has none.
 pub fn issuer_path(issuer: &str) -> String {
     match url::Url::parse(issuer) {

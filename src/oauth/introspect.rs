@@ -151,7 +151,7 @@ async fn authenticate_caller(
     presented: &PresentedCredentials,
 ) -> Result<Caller, OAuthError> {
     // RFC 7662 section 2.1 requires authentication, and a public client's
-    // id alone is none.
+    // id alone authenticates nothing.
     if let PresentedCredentials::PublicClient { client_id } = presented {
         return Err(AuthError::Rejected {
             client_id: client_id.clone(),

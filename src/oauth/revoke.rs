@@ -1,7 +1,7 @@
 //! `POST /revoke` (RFC 7009): a client revokes an access token issued to
 //! it.
 //!
-//! The answer is 200 whether or not anything was revoked (section 2.2), so
+//! The response is 200 whether or not anything was revoked (section 2.2), so
 //! a caller learns nothing about tokens it does not own, and a token of
 //! another client stays valid. `token_type_hint` is ignored.
 

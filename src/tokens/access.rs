@@ -142,4 +142,68 @@ mod tests {
         let decoded: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(decoded, serde_json::to_value(&claims).unwrap());
     }
+    /// Prints the cost of minting one token for each pair of signing
+    /// algorithm and recipient key type. Run with
+    /// `cargo test --release --lib mint_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn mint_cost() {
+        use josekit::jwk::alg::rsa::RsaKeyPair;
+        use josekit::jws::{JwsSigner, RS256};
+
+        const ROUNDS: u32 = 500;
+        let ec_signing = EcKeyPair::generate(EcCurve::P256).unwrap();
+        let rsa_signing = RsaKeyPair::generate(2048).unwrap();
+        let signers: Vec<(&str, Box<dyn JwsSigner>)> = vec![
+            (
+                "ES256",
+                Box::new(
+                    ES256
+                        .signer_from_jwk(&ec_signing.to_jwk_key_pair())
+                        .unwrap(),
+                ),
+            ),
+            (
+                "RS256",
+                Box::new(
+                    RS256
+                        .signer_from_jwk(&rsa_signing.to_jwk_key_pair())
+                        .unwrap(),
+                ),
+            ),
+        ];
+        let recipients = [
+            (
+                "ECDH-ES+A256KW",
+                EcKeyPair::generate(EcCurve::P256)
+                    .unwrap()
+                    .to_jwk_public_key(),
+            ),
+            (
+                "RSA-OAEP-256",
+                RsaKeyPair::generate(2048).unwrap().to_jwk_public_key(),
+            ),
+        ];
+        let claims = AccessTokenClaims::new(&request(), Utc::now());
+        for (signing_alg, signer) in &signers {
+            for (key_management, recipient) in &recipients {
+                let start = std::time::Instant::now();
+                for _ in 0..ROUNDS {
+                    mint(
+                        &claims,
+                        |typ, payload| {
+                            let mut header = JwsHeader::new();
+                            header.set_token_type(typ);
+                            header.set_key_id("sig-1");
+                            josekit::jws::serialize_compact(payload, &header, signer.as_ref())
+                        },
+                        recipient,
+                    )
+                    .unwrap();
+                }
+                let micros = start.elapsed().as_micros() / u128::from(ROUNDS);
+                println!("{signing_alg} + {key_management}: {micros} us per token");
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod admin_cli;
 mod cli;
 mod client_assertions;
 mod compose;
+mod discovery;
 mod harness;
 mod interop;
 mod introspection;

@@ -43,7 +43,7 @@ async fn open_with_node(oauth: &OauthApp, resource: &Resource, tokens: &[String]
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// The kid of Tessera's current signing key for `alg`.
+/// Returns the kid of Tessera's current signing key for `alg`.
 fn current_signing_kid(oauth: &OauthApp, alg: SigningAlg) -> String {
     let snapshot = oauth.app.keys.ring().snapshot().unwrap();
     let now = tessera::clock::Clock::now(oauth.clock.as_ref());
@@ -186,7 +186,7 @@ async fn default_resource_token_is_recorded_on_postgres() {
     token_is_recorded(Backend::Postgres).await;
 }
 
-/// A server with `https://rs1.test/` (scopes `api.read`, `api.write`),
+/// Starts a server with `https://rs1.test/` (scopes `api.read`, `api.write`),
 /// `https://rs3.test/` (scope `other`) and a Basic client holding
 /// `api.read` and `openid` with no default resource.
 async fn spawn_with_service() -> (OauthApp, crate::oauth_support::TestClient) {

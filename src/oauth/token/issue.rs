@@ -21,7 +21,7 @@ use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
 use crate::tokens::access::{mint, AccessTokenClaims, AccessTokenRequest};
 
-/// What a grant decided about the token it issues.
+/// Decisions a grant made about the token it issues.
 pub struct AccessTokenGrant<'a> {
     pub client_id: &'a str,
     pub subject: &'a str,
@@ -121,8 +121,8 @@ pub async fn issue_access_token(
     })
 }
 
-/// The resource server's public encryption key. No usable key means no
-/// token: the request fails closed.
+/// Returns the resource server's public encryption key. No usable key means
+/// no token, so the request fails closed.
 async fn recipient_key(state: &AppState, resource: &ResourceServer) -> Result<Jwk, OAuthError> {
     let members = state
         .registry
