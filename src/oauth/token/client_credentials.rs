@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::issue::{issue_access_token, AccessTokenGrant, TokenResponse};
+use super::recipients::RecipientCache;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::oauth::resource::{check_target, grant_scopes, requested_resource};
@@ -16,6 +17,7 @@ pub const GRANT_TYPE: &str = "client_credentials";
 /// Issues an access token to the authenticated `client`.
 pub async fn grant(
     state: &AppState,
+    recipients: &RecipientCache,
     client: &Arc<Client>,
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthError> {
@@ -50,6 +52,7 @@ pub async fn grant(
 
     issue_access_token(
         state,
+        recipients,
         &AccessTokenGrant {
             client_id: &client.client_id,
             subject: &client.client_id,

@@ -2,24 +2,32 @@
 //! grant.
 //!
 //! The inner JWT is signed with the resource server's algorithm and
-//! encrypted to its key; the record (digest of the whole token string) is
-//! the only store write. Signing and encryption run on the async runtime:
-//! together they take well under a millisecond for ES256 with either
-//! recipient key type (measured with `cargo test --release mint_cost`),
-//! less than a store round trip.
+//! encrypted to its key. The record (digest of the whole token string) is
+//! the only store write.
+//!
+//! `cargo test --release --lib mint_cost -- --ignored --nocapture` prints
+//! the costs behind two choices. An RSA signature takes about a
+//! millisecond, so RS256 and PS256 tokens are minted on the blocking pool,
+//! while ES256 and EdDSA tokens (tens to a few hundred microseconds with
+//! the encryption) are minted on the async runtime. Building an encrypter
+//! from a JWK costs about as much as encrypting, so encrypters are cached
+//! ([`RecipientCache`]).
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use josekit::jwk::Jwk;
 use serde::Serialize;
 
+use super::recipients::RecipientCache;
 use crate::http::error::{no_store, OAuthError};
 use crate::keys::SigningAlg;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
-use crate::tokens::access::{mint, AccessTokenClaims, AccessTokenRequest};
+use crate::tokens::access::{mint_for, AccessTokenClaims, AccessTokenRequest};
+use crate::tokens::jwe::Recipient;
 
 /// Decisions a grant made about the token it issues.
 pub struct AccessTokenGrant<'a> {
@@ -52,6 +60,7 @@ impl IntoResponse for TokenResponse {
 /// Mints the access token for `grant`, records it and builds the response.
 pub async fn issue_access_token(
     state: &AppState,
+    recipients: &RecipientCache,
     grant: &AccessTokenGrant<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let resource = grant.resource;
@@ -63,7 +72,7 @@ pub async fn issue_access_token(
     };
     let algorithm = SigningAlg::parse(&resource.signing_alg)
         .ok_or_else(|| server_error(resource, "the signing algorithm is not supported"))?;
-    let recipient = recipient_key(state, resource).await?;
+    let recipient = recipient(state, recipients, resource).await?;
 
     let scope = grant.scopes.to_string();
     let claims = AccessTokenClaims::new(
@@ -78,15 +87,26 @@ pub async fn issue_access_token(
         },
         now,
     );
-    let token = mint(
-        &claims,
-        |typ, payload| state.keys.sign(algorithm, typ, payload, now),
-        &recipient,
-    )
-    .map_err(|error| {
-        tracing::error!(error = %error, resource = %resource.identifier, "minting an access token failed");
-        OAuthError::server_error()
-    })?;
+    let minted = if runs_on_blocking_pool(algorithm) {
+        let keys = Arc::clone(&state.keys);
+        let claims = claims.clone();
+        tokio::task::spawn_blocking(move || {
+            mint_for(
+                &claims,
+                |typ, payload| keys.sign(algorithm, typ, payload, now),
+                &recipient,
+            )
+        })
+        .await
+        .map_err(|error| server_error_from(resource, &error))?
+    } else {
+        mint_for(
+            &claims,
+            |typ, payload| state.keys.sign(algorithm, typ, payload, now),
+            &recipient,
+        )
+    };
+    let token = minted.map_err(|error| server_error_from(resource, &error))?;
 
     let issued_at = DateTime::from_timestamp(claims.iat, 0).unwrap_or(now);
     let record = AccessTokenRecord {
@@ -121,9 +141,13 @@ pub async fn issue_access_token(
     })
 }
 
-/// Returns the resource server's public encryption key. No usable key means
-/// no token, so the request fails closed.
-async fn recipient_key(state: &AppState, resource: &ResourceServer) -> Result<Jwk, OAuthError> {
+/// Returns the encrypter for the resource server's public key. No usable
+/// key means no token, so the request fails closed.
+async fn recipient(
+    state: &AppState,
+    recipients: &RecipientCache,
+    resource: &ResourceServer,
+) -> Result<Arc<Recipient>, OAuthError> {
     let members = state
         .registry
         .encryption_key(resource)
@@ -132,7 +156,21 @@ async fn recipient_key(state: &AppState, resource: &ResourceServer) -> Result<Jw
             tracing::error!(error = %error, resource = %resource.identifier, "no usable encryption key");
             OAuthError::server_error()
         })?;
-    Jwk::from_map(members).map_err(|_| server_error(resource, "the encryption key is not a JWK"))
+    recipients
+        .recipient(members)
+        .map_err(|error| server_error_from(resource, &error))
+}
+
+/// Returns whether minting with `algorithm` goes to the blocking pool,
+/// because an RSA signature (about a millisecond) would stall the other
+/// requests of an async worker.
+fn runs_on_blocking_pool(algorithm: SigningAlg) -> bool {
+    matches!(algorithm, SigningAlg::RS256 | SigningAlg::PS256)
+}
+
+fn server_error_from(resource: &ResourceServer, error: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %error, resource = %resource.identifier, "minting an access token failed");
+    OAuthError::server_error()
 }
 
 fn server_error(resource: &ResourceServer, reason: &'static str) -> OAuthError {

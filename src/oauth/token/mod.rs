@@ -5,11 +5,13 @@
 //! (including `authorization_code` and `refresh_token`, which come with the
 //! authorization endpoint) is `unsupported_grant_type`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 
 use super::client_auth;
 use super::credentials::PresentedCredentials;
@@ -19,15 +21,25 @@ use crate::server::AppState;
 
 mod client_credentials;
 mod issue;
+mod recipients;
 
 pub use issue::{issue_access_token, AccessTokenGrant, TokenResponse};
+pub use recipients::RecipientCache;
 
+/// Routes `POST /token`, with one encrypter cache for its requests.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/token", post(token))
+    Router::new()
+        .route("/token", post(token))
+        .layer(Extension(Arc::new(RecipientCache::default())))
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
-    match handle(&state, &headers, &form).await {
+async fn token(
+    State(state): State<AppState>,
+    Extension(recipients): Extension<Arc<RecipientCache>>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
+    match handle(&state, &recipients, &headers, &form).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -35,6 +47,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthFor
 
 async fn handle(
     state: &AppState,
+    recipients: &RecipientCache,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthError> {
@@ -42,7 +55,7 @@ async fn handle(
     let presented = PresentedCredentials::from_request(headers, form)?;
     let client = client_auth::authenticate(state, &presented).await?;
     match grant_type {
-        "client_credentials" => client_credentials::grant(state, &client, form).await,
+        "client_credentials" => client_credentials::grant(state, recipients, &client, form).await,
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "the grant type is not supported",
