@@ -25,7 +25,10 @@ use serde_json::{Map, Value};
 
 use super::assertion::{check_claims, AssertionContext, AssertionError};
 use super::credentials::PresentedCredentials;
-use crate::http::error::OAuthError;
+use axum::http::HeaderMap;
+
+use crate::http::error::{ErrorCode, OAuthError};
+use crate::http::form::OAuthForm;
 use crate::public_keys::{FetchError, KeyPurpose};
 use crate::server::AppState;
 use crate::store::{AuthMethod, Client, StoreError};
@@ -117,6 +120,22 @@ impl From<AuthError> for OAuthError {
     fn from(error: AuthError) -> Self {
         error.into_oauth_error()
     }
+}
+
+/// Reads the credentials of a request. Missing or malformed credentials
+/// are logged like any other failed authentication.
+pub fn read_credentials(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<PresentedCredentials, OAuthError> {
+    PresentedCredentials::from_request(headers, form).inspect_err(|error| {
+        if error.code == ErrorCode::InvalidClient {
+            tracing::warn!(
+                reason = "credentials are missing or malformed",
+                "client authentication failed"
+            );
+        }
+    })
 }
 
 /// Authenticates the client behind `presented` by its registered method.

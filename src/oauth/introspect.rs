@@ -124,7 +124,7 @@ async fn handle(
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Introspection, OAuthError> {
-    let presented = PresentedCredentials::from_request(headers, form)?;
+    let presented = client_auth::read_credentials(headers, form)?;
     let caller = authenticate_caller(state, &presented).await?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);

@@ -12,7 +12,6 @@ use axum::routing::post;
 use axum::Router;
 
 use super::client_auth;
-use super::credentials::PresentedCredentials;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::server::AppState;
@@ -33,7 +32,7 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: OAuthFo
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), OAuthError> {
-    let presented = PresentedCredentials::from_request(headers, form)?;
+    let presented = client_auth::read_credentials(headers, form)?;
     let client = client_auth::authenticate(state, &presented).await?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);

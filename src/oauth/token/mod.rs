@@ -14,7 +14,6 @@ use axum::routing::post;
 use axum::{Extension, Router};
 
 use super::client_auth;
-use super::credentials::PresentedCredentials;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::server::AppState;
@@ -52,7 +51,7 @@ async fn handle(
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = form.require("grant_type", "grant_type is missing")?;
-    let presented = PresentedCredentials::from_request(headers, form)?;
+    let presented = client_auth::read_credentials(headers, form)?;
     let client = client_auth::authenticate(state, &presented).await?;
     match grant_type {
         "client_credentials" => client_credentials::grant(state, recipients, &client, form).await,
