@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Load test of the client credentials grant: starts a release build of
-# Tessera on loopback with a fresh SQLite store, registers one resource
-# server (EC P-256 encryption key, ES256 signing) and one client, then
+# Load test of the client credentials grant. It starts a release build of
+# Tessera on loopback with a fresh SQLite store and registers one resource
+# server (EC P-256 encryption key, ES256 signing) and one client. Then it
 # runs oha against POST /token at concurrency 1, 16 and 64 and prints
 # tokens per second and p50/p99 latency for each.
 #

@@ -45,8 +45,8 @@ pub fn encrypt(jws: &str, recipient: &Jwk) -> Result<String, JweError> {
 }
 
 /// A recipient's encrypter, built once from its public JWK so that it can
-/// be reused: building it (parsing the key and checking an EC point) costs
-/// more than the encryption itself.
+/// be reused. Building it (parsing the key and checking an EC point) costs
+/// about as much as an ECDH-ES encryption and several times an RSA-OAEP one.
 #[derive(Debug)]
 pub struct Recipient {
     encrypter: Box<dyn JweEncrypter>,
