@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 
-use super::error::OAuthError;
+use super::error::{ErrorCode, OAuthError};
 
 /// Largest accepted form body.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -36,9 +36,7 @@ impl OAuthForm {
             let name = decode(name)?;
             let value = decode(value)?;
             if params.contains_key(&name) {
-                return Err(OAuthError::invalid_request(
-                    "a request parameter is repeated",
-                ));
+                return Err(repeated(&name));
             }
             params.insert(name, value);
         }
@@ -58,6 +56,20 @@ impl OAuthForm {
 
     pub fn contains(&self, name: &str) -> bool {
         self.params.contains_key(name)
+    }
+}
+
+/// The error for a repeated parameter. RFC 8707 section 2 allows several
+/// `resource` parameters, but Tessera issues each token for one resource
+/// server, so a repeated `resource` is `invalid_target`.
+fn repeated(name: &str) -> OAuthError {
+    if name == "resource" {
+        OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "only one resource may be requested per token",
+        )
+    } else {
+        OAuthError::invalid_request("a request parameter is repeated")
     }
 }
 
@@ -138,6 +150,14 @@ mod tests {
         assert_eq!(err.description, "a request parameter is repeated");
         let err = OAuthForm::parse(b"client_id=a&client_id=").unwrap_err();
         assert_eq!(err.description, "a request parameter is repeated");
+    }
+
+    #[test]
+    fn repeated_resource_is_invalid_target() {
+        let err =
+            OAuthForm::parse(b"resource=https://a.test/&resource=https://b.test/").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidTarget);
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

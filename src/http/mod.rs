@@ -39,19 +39,25 @@ pub fn router(state: AppState) -> Router {
         ));
 
     // Every protocol route lives under the issuer's path, so that an issuer
-    // such as https://id.example.com/tenant-a serves /tenant-a/jwks. Probes
-    // stay at the root, where load balancers expect them.
+    // such as https://id.example.com/tenant-a serves /tenant-a/jwks and the
+    // URLs built from the issuer are the ones served. Probes and the RFC 8414
+    // metadata document stay at the root.
     let protocol = Router::new()
         .merge(crate::oauth::register::router())
+        .merge(crate::oauth::token::router())
+        .merge(crate::oauth::introspect::router())
+        .merge(crate::oauth::revoke::router())
+        .merge(crate::oauth::discovery::router())
         .merge(jwks::router())
         .merge(crate::accounts::router(&state.config))
         .merge(crate::oauth::authorize::router(&state.config))
         .merge(crate::oidc::router(&state.config));
     let issuer_path = issuer_path(&state.config.issuer);
+    let root = health::router().merge(crate::oauth::discovery::root_router(&issuer_path));
     let routes = if issuer_path.is_empty() {
-        health::router().merge(protocol)
+        root.merge(protocol)
     } else {
-        health::router().nest(&issuer_path, protocol)
+        root.nest(&issuer_path, protocol)
     };
 
     routes.layer(middleware).with_state(state)

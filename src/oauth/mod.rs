@@ -3,7 +3,13 @@
 
 pub mod assertion;
 pub mod authorize;
+pub mod client_auth;
 pub mod credentials;
+pub mod discovery;
 pub mod grants;
+pub mod introspect;
 pub mod register;
+pub mod resource;
+pub mod revoke;
 pub mod scope;
+pub mod token;

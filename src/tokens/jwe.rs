@@ -41,15 +41,37 @@ pub fn key_management_for(key: &Jwk) -> Result<&'static str, JweError> {
 /// Encrypts a signed JWT to `recipient`, with `cty: JWT` and the
 /// recipient's `kid` in the protected header.
 pub fn encrypt(jws: &str, recipient: &Jwk) -> Result<String, JweError> {
-    let encrypter = encrypter_for(recipient)?;
-    let mut header = JweHeader::new();
-    header.set_content_type("JWT");
-    header.set_content_encryption(CONTENT_ENCRYPTION);
-    if let Some(kid) = recipient.key_id() {
-        header.set_key_id(kid);
+    Recipient::new(recipient)?.encrypt(jws)
+}
+
+/// A recipient's encrypter, built once from its public JWK so that it can
+/// be reused. Building it (parsing the key and checking an EC point) costs
+/// about as much as an ECDH-ES encryption and several times an RSA-OAEP one.
+#[derive(Debug)]
+pub struct Recipient {
+    encrypter: Box<dyn JweEncrypter>,
+    kid: Option<String>,
+}
+
+impl Recipient {
+    pub fn new(key: &Jwk) -> Result<Self, JweError> {
+        Ok(Self {
+            encrypter: encrypter_for(key)?,
+            kid: key.key_id().map(str::to_owned),
+        })
     }
-    jwe::serialize_compact(jws.as_bytes(), &header, encrypter.as_ref())
-        .map_err(|_| JweError::Invalid)
+
+    /// Encrypts a signed JWT to this recipient; see [`encrypt`].
+    pub fn encrypt(&self, jws: &str) -> Result<String, JweError> {
+        let mut header = JweHeader::new();
+        header.set_content_type("JWT");
+        header.set_content_encryption(CONTENT_ENCRYPTION);
+        if let Some(kid) = &self.kid {
+            header.set_key_id(kid);
+        }
+        jwe::serialize_compact(jws.as_bytes(), &header, self.encrypter.as_ref())
+            .map_err(|_| JweError::Invalid)
+    }
 }
 
 /// Decrypts a JWE addressed to `private_key`, after checking its header

@@ -998,3 +998,103 @@ async fn offline_access_taken_from_client_ends_refresh() {
     .unwrap_err();
     assert_eq!(refused.code, tessera::http::error::ErrorCode::InvalidGrant);
 }
+
+/// The code and refresh grants through `POST /token` over HTTP, with the
+/// client's secret in HTTP Basic, as a relying party sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_exchanges_codes_and_refreshes() {
+    let app = spawn_on(Backend::Postgres, fast_config()).await;
+    add_user(&app, "u1", PASSWORD).await;
+    let metadata = ClientMetadata {
+        client_name: Some("Example Calendar".into()),
+        redirect_uris: vec!["https://rp.test/cb".into()],
+        scope: Some("openid email offline_access".into()),
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        ..ClientMetadata::default()
+    };
+    let state = &app.state;
+    let registered = register(
+        state.store.as_ref(),
+        &state.data_keys.digester,
+        &metadata,
+        Registrar::Administrator,
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+    let client = registered.client;
+    let secret = registered.client_secret.unwrap();
+
+    let mut browser = Browser::new(&app);
+    let extra = "&scope=openid%20offline_access&nonce=n-1";
+    let code = code_for(&mut browser, &client, extra).await;
+    let post = |body: Vec<(&'static str, String)>| {
+        app.client
+            .post(app.url("/token"))
+            .basic_auth(&client.client_id, Some(secret.expose()))
+            .form(&body)
+            .send()
+    };
+
+    let exchanged = post(vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.clone()),
+        ("redirect_uri", "https://rp.test/cb".to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(exchanged.status(), StatusCode::OK);
+    assert_eq!(exchanged.headers()["cache-control"], "no-store");
+    let tokens: serde_json::Value = exchanged.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["id_token"].is_string());
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let replayed = post(vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", "https://rp.test/cb".to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = replayed.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant");
+
+    // The replay revoked the grant, so its refresh token is dead too.
+    let refreshed = post(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = refreshed.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant");
+
+    // A fresh code gives a refresh token that rotates through /token.
+    let code = code_for(&mut browser, &client, extra).await;
+    let fresh: serde_json::Value = post(vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", "https://rp.test/cb".to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let first = fresh["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = post(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", first.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    assert_ne!(rotated["refresh_token"].as_str().unwrap(), first);
+}

@@ -3,8 +3,6 @@
 //! each of them issues. Each rule is a function over `AppState`, so it is
 //! testable without HTTP; the token endpoint dispatches to them.
 
-// NOTE: `POST /token` does not dispatch to these grants yet. It lands on
-// another branch, and the code and refresh grants are wired in after it.
 pub mod code;
 pub mod issue;
 pub mod refresh;

@@ -1,0 +1,90 @@
+//! `POST /token` (RFC 6749 section 3.2): the form and client checks every
+//! grant shares, then one module per grant type.
+//!
+//! Only `client_credentials` exists so far; every other `grant_type`
+//! (including `authorization_code` and `refresh_token`, which come with the
+//! authorization endpoint) is `unsupported_grant_type`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+
+use super::client_auth;
+use super::grants::code::{exchange_code, CodeExchange};
+use super::grants::refresh::{refresh, RefreshRequest};
+use crate::http::error::{ErrorCode, OAuthError};
+use crate::http::form::OAuthForm;
+use crate::server::AppState;
+
+mod client_credentials;
+mod issue;
+mod recipients;
+
+pub use issue::{issue_access_token, AccessTokenGrant, TokenResponse};
+pub use recipients::RecipientCache;
+
+/// Routes `POST /token`, with one encrypter cache for its requests.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/token", post(token))
+        .layer(Extension(Arc::new(RecipientCache::default())))
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Extension(recipients): Extension<Arc<RecipientCache>>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
+    match handle(&state, &recipients, &headers, &form).await {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    recipients: &RecipientCache,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Response, OAuthError> {
+    let grant_type = form.require("grant_type", "grant_type is missing")?;
+    let presented = client_auth::read_credentials(headers, form)?;
+    let client = client_auth::authenticate(state, &presented).await?;
+    match grant_type {
+        "client_credentials" => client_credentials::grant(state, recipients, &client, form)
+            .await
+            .map(IntoResponse::into_response),
+        "authorization_code" => {
+            let exchange = CodeExchange {
+                client: &client,
+                code: form.require("code", "code is missing")?,
+                redirect_uri: form.get("redirect_uri"),
+                code_verifier: form.get("code_verifier"),
+                resource: form.get("resource"),
+            };
+            exchange_code(state, exchange)
+                .await
+                .map(IntoResponse::into_response)
+        }
+        "refresh_token" => {
+            let request = RefreshRequest {
+                client: &client,
+                refresh_token: form.require("refresh_token", "refresh_token is missing")?,
+                scope: form.get("scope"),
+                resource: form.get("resource"),
+            };
+            refresh(state, request)
+                .await
+                .map(IntoResponse::into_response)
+        }
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "the grant type is not supported",
+        )),
+    }
+}
