@@ -1074,6 +1074,20 @@ async fn token_endpoint_exchanges_codes_and_refreshes() {
     let error: serde_json::Value = refreshed.json().await.unwrap();
     assert_eq!(error["error"], "invalid_grant");
 
+    // A code that was never issued is invalid_grant for a client that may
+    // use the grant.
+    let unknown = post(vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", "not-a-code".to_owned()),
+        ("redirect_uri", "https://rp.test/cb".to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant");
+
     // A fresh code gives a refresh token that rotates through /token.
     let code = code_for(&mut browser, &client, extra).await;
     let fresh: serde_json::Value = post(vec![

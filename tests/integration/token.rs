@@ -293,18 +293,26 @@ async fn token_endpoint_error_codes() {
 
     let auth = Auth::Basic(&client.id, &client.secret);
     let unsupported = [
-        vec![("grant_type", "authorization_code"), ("code", "not-a-code")],
         vec![("grant_type", "urn:x:unknown")],
         vec![
             ("grant_type", "password"),
             ("username", "u"),
             ("password", "p"),
         ],
-        vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
     ];
     for params in unsupported {
         let response = post_form(&oauth, "/token", auth, &params).await;
         assert_oauth_error(response, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    }
+    // This client has only client_credentials, so the code and refresh
+    // grants are unauthorized_client for it.
+    let other_grants = [
+        vec![("grant_type", "authorization_code"), ("code", "not-a-code")],
+        vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
+    ];
+    for params in other_grants {
+        let response = post_form(&oauth, "/token", auth, &params).await;
+        assert_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     }
     let response = post_form(&oauth, "/token", auth, &[("scope", "api.read")]).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;

@@ -55,6 +55,13 @@ async fn handle(
     let grant_type = form.require("grant_type", "grant_type is missing")?;
     let presented = client_auth::read_credentials(headers, form)?;
     let client = client_auth::authenticate(state, &presented).await?;
+    let known = ["client_credentials", "authorization_code", "refresh_token"];
+    if known.contains(&grant_type) && !client.grant_types.iter().any(|grant| grant == grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client is not registered for this grant type",
+        ));
+    }
     match grant_type {
         "client_credentials" => client_credentials::grant(state, recipients, &client, form)
             .await
