@@ -15,13 +15,10 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 
 use super::recipients::RecipientCache;
-use crate::http::error::{no_store, OAuthError};
+use crate::http::error::OAuthError;
 use crate::keys::SigningAlg;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
@@ -40,22 +37,7 @@ pub struct AccessTokenGrant<'a> {
     pub auth_time: Option<DateTime<Utc>>,
 }
 
-/// A successful token response (RFC 6749 section 5.1).
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub scope: String,
-}
-
-impl IntoResponse for TokenResponse {
-    fn into_response(self) -> Response {
-        let mut response = (StatusCode::OK, axum::Json(self)).into_response();
-        no_store(response.headers_mut());
-        response
-    }
-}
+pub use crate::oauth::grants::issue::TokenResponse;
 
 /// Mints the access token for `grant`, records it and builds the response.
 pub async fn issue_access_token(
@@ -138,6 +120,8 @@ pub async fn issue_access_token(
         token_type: "Bearer",
         expires_in: claims.exp - claims.iat,
         scope,
+        refresh_token: None,
+        id_token: None,
     })
 }
 
