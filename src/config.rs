@@ -306,7 +306,7 @@ impl Config {
         Ok((config, ignored))
     }
 
-    /// The database URL, defaulting to a SQLite file in the data directory.
+    /// Returns the database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
@@ -648,7 +648,7 @@ fn env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
-/// Every dotted key the configuration accepts.
+/// Lists every dotted key the configuration accepts.
 fn known_keys() -> Vec<String> {
     let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|key| (*key).to_owned()).collect();
     let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) else {

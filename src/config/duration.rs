@@ -26,7 +26,7 @@ impl HumanDuration {
         self.0.is_zero()
     }
 
-    /// The duration as a `chrono::Duration`, for arithmetic on timestamps.
+    /// Converts to a `chrono::Duration`, for arithmetic on timestamps.
     pub fn as_chrono(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
     }

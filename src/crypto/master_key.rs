@@ -26,7 +26,7 @@ pub struct MasterKey {
     source: MasterKeySource,
 }
 
-/// Where the master key was found.
+/// The origin of the master key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MasterKeySource {
     /// The `master_key` setting, usually `TESSERA_MASTER_KEY`.
@@ -150,7 +150,7 @@ impl MasterKey {
         &self.bytes
     }
 
-    /// The key as standard base64; for printing a new key once.
+    /// Encodes the key as standard base64, for writing a new key file.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.bytes.as_slice()))
     }

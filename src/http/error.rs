@@ -1,5 +1,5 @@
 //! OAuth error responses (RFC 6749 section 5.2): a JSON body with `error`
-//! and `error_description`, the status the RFC asks for, `WWW-Authenticate`
+//! and `error_description`, the status the RFC requires, `WWW-Authenticate`
 //! when a client failed HTTP Basic authentication, and no caching.
 //!
 //! Descriptions are fixed text written here, never request input, so they
@@ -46,7 +46,7 @@ struct Body {
 }
 
 impl OAuthError {
-    /// A 400 error with `code`.
+    /// Builds a 400 error with `code`.
     pub const fn new(code: ErrorCode, description: &'static str) -> Self {
         Self {
             code,

@@ -49,7 +49,7 @@ impl OAuthForm {
         self.params.get(name).map(String::as_str)
     }
 
-    /// The parameter, or `invalid_request` naming nothing from the input.
+    /// Returns the parameter, or `invalid_request` naming nothing from the input.
     pub fn require(&self, name: &str, missing: &'static str) -> Result<&str, OAuthError> {
         self.get(name).ok_or(OAuthError::invalid_request(missing))
     }
@@ -59,7 +59,7 @@ impl OAuthForm {
     }
 }
 
-/// The error for a repeated parameter. RFC 8707 section 2 allows several
+/// Returns the error for a repeated parameter. RFC 8707 section 2 allows several
 /// `resource` parameters, but Tessera issues each token for one resource
 /// server, so a repeated `resource` is `invalid_target`.
 fn repeated(name: &str) -> OAuthError {
@@ -84,7 +84,7 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
         .map_err(|_| OAuthError::invalid_request("the request body is not valid UTF-8"))
 }
 
-/// Whether `value` names the form media type, with any parameters (a
+/// Checks whether `value` names the form media type, with any parameters (a
 /// `charset`, say) and in any letter case.
 fn is_form_content_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or_default().trim();

@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     routes.layer(middleware).with_state(state)
 }
 
-/// The path of the issuer URL without a trailing slash: empty for
+/// Returns the path of the issuer URL without a trailing slash: empty for
 /// `https://id.example.com`, `/tenant-a` for `https://id.example.com/tenant-a`.
 pub fn issuer_path(issuer: &str) -> String {
     url::Url::parse(issuer)
@@ -71,7 +71,7 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One span per request. Only the path is recorded: query strings can carry
+/// Opens one span per request. Only the path is recorded: query strings can carry
 /// codes and tokens, which must never reach a log.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let request_id = request

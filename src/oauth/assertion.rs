@@ -14,7 +14,7 @@ pub const MAX_LIFETIME: Duration = Duration::minutes(5);
 /// Longest accepted `jti`, so the replay store stays small.
 pub const MAX_JTI_LEN: usize = 256;
 
-/// What the assertion must match.
+/// The values an assertion must match.
 pub struct AssertionContext<'a> {
     pub client_id: &'a str,
     /// Accepted audiences: the issuer and the token endpoint URL, both from
@@ -105,7 +105,7 @@ fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
     single.is_some_and(|audience| accepted.iter().any(|item| item == audience))
 }
 
-/// A NumericDate (RFC 7519 section 2): seconds since the epoch.
+/// Reads a NumericDate (RFC 7519 section 2): seconds since the epoch.
 fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
     let seconds = value?.as_f64()?;
     if !seconds.is_finite() {

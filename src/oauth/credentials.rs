@@ -17,7 +17,7 @@ use crate::secret::SecretString;
 /// The only client assertion type Tessera accepts (RFC 7523 section 2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// How the client identified itself.
+/// The credentials a client presented, by authentication method.
 #[derive(Debug)]
 pub enum PresentedCredentials {
     /// HTTP Basic (`client_secret_basic`).
@@ -101,7 +101,7 @@ impl PresentedCredentials {
         matches!(self, Self::Basic { .. })
     }
 
-    /// The client id the request names, if it names one outside an assertion.
+    /// Returns the client id the request names outside an assertion, if any.
     pub fn client_id(&self) -> Option<&str> {
         match self {
             Self::Basic { client_id, .. }

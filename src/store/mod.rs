@@ -77,7 +77,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// Which backend a store uses.
+/// The database engine behind a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Postgres,

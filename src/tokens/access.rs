@@ -26,7 +26,7 @@ pub struct AccessTokenClaims {
     pub auth_time: Option<i64>,
 }
 
-/// What the caller decided about a token before it is minted.
+/// The decisions a caller made about a token before it is minted.
 pub struct AccessTokenRequest<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,

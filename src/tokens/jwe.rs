@@ -18,7 +18,7 @@ pub const CONTENT_ENCRYPTION: &str = "A256GCM";
 /// Key-management algorithms Tessera produces and accepts.
 pub const KEY_MANAGEMENT_ALGORITHMS: [&str; 2] = ["ECDH-ES+A256KW", "RSA-OAEP-256"];
 
-/// Why a JWE could not be made or opened. The messages name no key material.
+/// A failure to make or open a JWE. The messages name no key material.
 #[derive(Clone, Copy, Debug, thiserror::Error)]
 pub enum JweError {
     #[error("recipient key type cannot receive encrypted tokens")]
@@ -29,7 +29,7 @@ pub enum JweError {
     Invalid,
 }
 
-/// The key-management algorithm for a recipient key, from its type.
+/// Picks the key-management algorithm for a recipient key from its type.
 pub fn key_management_for(key: &Jwk) -> Result<&'static str, JweError> {
     match key.key_type() {
         "EC" | "OKP" => Ok("ECDH-ES+A256KW"),

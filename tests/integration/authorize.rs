@@ -58,7 +58,7 @@ pub async fn spawn_on(backend: Backend, config: Config) -> TestApp {
     TestApp::spawn_configured(TestStore::new(backend).await, config, Arc::new(SystemClock)).await
 }
 
-/// The query of an authorization request for `client` with PKCE.
+/// Builds the query of an authorization request for `client` with PKCE.
 pub fn query(client: &Client, extra: &str) -> String {
     format!(
         "/authorize?response_type=code&client_id={}&redirect_uri=https%3A%2F%2Frp.test%2Fcb\
@@ -182,7 +182,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-/// The value of the hidden input `name` in a page.
+/// Returns the value of the hidden input `name` in a page.
 pub fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap() + marker.len();
@@ -190,7 +190,7 @@ pub fn field(html: &str, name: &str) -> String {
     html[start..end].to_owned()
 }
 
-/// The query parameters of a redirect to the client.
+/// Returns the query parameters of a redirect to the client.
 pub fn params(location: &str) -> Vec<(String, String)> {
     let url = url::Url::parse(location).unwrap();
     url.query_pairs().into_owned().collect()

@@ -37,7 +37,7 @@ impl CoordinationStore for PostgresStore {
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         // The conflicting row is locked by ON CONFLICT, so of two racing
-        // callers the second sees the first one's lease and updates nothing.
+        // callers the second finds the first one's lease and updates nothing.
         let taken: Option<String> = sqlx::query_scalar(
             "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
              ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until

@@ -35,7 +35,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects and checks that the server answers.
+    /// Connects and checks that the server responds.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let unreachable = |source| StoreError::Unreachable {
             url: redact_url(url),
