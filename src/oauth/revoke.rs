@@ -1,9 +1,11 @@
-//! `POST /revoke` (RFC 7009): a client revokes an access token issued to
-//! it.
+//! `POST /revoke` (RFC 7009): a client revokes an access or refresh token
+//! issued to it.
 //!
-//! The response is 200 whether or not anything was revoked (section 2.2), so
-//! a caller learns nothing about tokens it does not own, and a token of
-//! another client stays valid. `token_type_hint` is ignored.
+//! Revoking a refresh token revokes its whole grant, with every refresh and
+//! access token issued from it (section 2.1). The response is 200 whether or
+//! not anything was revoked (section 2.2), so a caller learns nothing about
+//! tokens it does not own, and a token of another client stays valid.
+//! `token_type_hint` is ignored: both kinds are looked up by digest.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +16,9 @@ use axum::Router;
 use super::client_auth;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
+use crate::oauth::grants::audit;
 use crate::server::AppState;
+use crate::store::StoreError;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/revoke", post(revoke))
@@ -36,17 +40,35 @@ async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Resu
     let client = client_auth::authenticate(state, &presented).await?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);
-    // NOTE: only access tokens are looked up. Refresh tokens do not exist
-    // yet; when they do, revoking one must also revoke its grant's access
-    // tokens (`revoke_grant_access_tokens`).
+    let now = state.clock.now();
+    let failed = |error: StoreError| {
+        tracing::error!(error = ?error, client_id = %client.client_id, "revoking a token failed");
+        OAuthError::server_error()
+    };
+
+    let refresh = state
+        .store
+        .refresh_token(&digest, &client.client_id, now)
+        .await
+        .map_err(failed)?;
+    if let Some(refresh) = refresh {
+        let revoked = state
+            .store
+            .revoke_grant(&refresh.grant_id, now)
+            .await
+            .map_err(failed)?;
+        if revoked {
+            tracing::info!(client_id = %client.client_id, "grant revoked with its refresh token");
+            audit(state, "grant.revoked", None, &client.client_id).await;
+        }
+        return Ok(());
+    }
+
     let revoked = state
         .store
-        .revoke_access_token(&digest, &client.client_id, state.clock.now())
+        .revoke_access_token(&digest, &client.client_id, now)
         .await
-        .map_err(|error| {
-            tracing::error!(error = ?error, client_id = %client.client_id, "revoking an access token failed");
-            OAuthError::server_error()
-        })?;
+        .map_err(failed)?;
     if revoked {
         tracing::info!(client_id = %client.client_id, "access token revoked");
     }

@@ -121,6 +121,15 @@ pub trait GrantStore {
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError>;
 
+    /// Returns the code `digest` of `client_id`, used or not, without
+    /// changing it; `None` when there is none or it expired unused.
+    async fn authorization_code(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
+
     /// Marks the code `digest` of `client_id` used, in one atomic statement.
     async fn consume_authorization_code(
         &self,
@@ -130,6 +139,16 @@ pub trait GrantStore {
     ) -> Result<CodeConsumption, StoreError>;
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), StoreError>;
+
+    /// Returns the refresh token `digest` of `client_id`, rotated or not,
+    /// without changing it; `None` when there is none or it expired
+    /// unrotated.
+    async fn refresh_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
     /// Marks the refresh token `digest` of `client_id` rotated, in one
     /// atomic statement.

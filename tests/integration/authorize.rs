@@ -407,14 +407,19 @@ async fn pkce_mismatch_and_redirect_uri_variants_fail_at_exchange() {
     let mut browser = Browser::new(&app);
     let code = code_for(&mut browser, &client, "&scope=openid").await;
     let wrong = "a".repeat(43);
-    assert!(exchange(&app, &client, &code, Some(&wrong)).await.is_err());
+    let mismatch = exchange(&app, &client, &code, Some(&wrong)).await;
+    assert_eq!(
+        mismatch.unwrap_err().code,
+        tessera::http::error::ErrorCode::InvalidGrant
+    );
+    let missing = exchange(&app, &client, &code, None).await;
+    assert!(missing.is_err());
 
     for redirect_uri in [
         "https://rp.test/cb/",
         "https%3A%2F%2Frp.test%2Fcb",
         "https%253A%252F%252Frp.test%252Fcb",
     ] {
-        let code = code_for(&mut browser, &client, "&scope=openid").await;
         let result = exchange_code(
             &app.state,
             CodeExchange {
@@ -428,6 +433,38 @@ async fn pkce_mismatch_and_redirect_uri_variants_fail_at_exchange() {
         .await;
         assert!(result.is_err(), "{redirect_uri}");
     }
+
+    // The failed attempts spent nothing: the correct exchange succeeds and
+    // is not taken for a replay.
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER)).await;
+    assert!(tokens.is_ok(), "{:?}", tokens.err());
+    let events = app.state.store.recent_audit_events(10).await.unwrap();
+    assert!(!events
+        .iter()
+        .any(|event| event.kind == "authorization_code.replay"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_with_wrong_verifier_still_revokes() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    let code = code_for(&mut browser, &client, "&scope=openid").await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+
+    let wrong = "b".repeat(43);
+    let replay = exchange(&app, &client, &code, Some(&wrong)).await;
+    assert!(replay.is_err());
+    let digest = app.state.data_keys.digester.digest(&tokens.access_token);
+    let record = app
+        .state
+        .store
+        .find_access_token(&digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.revoked_at.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,6 +554,29 @@ async fn refresh_rotates_narrows_and_refuses_widening() {
         .await
         .unwrap_err();
     assert_eq!(widened.code, tessera::http::error::ErrorCode::InvalidScope);
+    let unknown_resource = refresh(
+        &app.state,
+        RefreshRequest {
+            client: &client,
+            refresh_token: &fourth,
+            scope: None,
+            resource: Some("https://api.unknown.test"),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        unknown_resource.code,
+        tessera::http::error::ErrorCode::InvalidTarget
+    );
+
+    // The failed requests spent nothing: the same token still refreshes.
+    let retry = refresh_with(&app, &client, &fourth, Some("email")).await;
+    assert!(retry.is_ok(), "{:?}", retry.err());
+    let events = app.state.store.recent_audit_events(10).await.unwrap();
+    assert!(!events
+        .iter()
+        .any(|event| event.kind == "refresh_token.reuse"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1110,5 +1170,112 @@ async fn token_endpoint_exchanges_codes_and_refreshes() {
     .unwrap();
     assert_eq!(rotated.status(), StatusCode::OK);
     let rotated: serde_json::Value = rotated.json().await.unwrap();
-    assert_ne!(rotated["refresh_token"].as_str().unwrap(), first);
+    let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+
+    // Revoking the refresh token (RFC 7009) ends its grant.
+    let revoked = app
+        .client
+        .post(app.url("/revoke"))
+        .basic_auth(&client.client_id, Some(secret.expose()))
+        .form(&[
+            ("token", second.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let refused = post(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", second),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let digest = app
+        .state
+        .data_keys
+        .digester
+        .digest(rotated["access_token"].as_str().unwrap());
+    let record = app
+        .state
+        .store
+        .find_access_token(&digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.revoked_at.is_some(),
+        "the grant's access token is revoked"
+    );
+}
+
+/// Registers the resource server `identifier` defining `scopes`, with a
+/// fresh EC P-256 encryption key.
+async fn add_resource(app: &TestApp, identifier: &str, scopes: &[&str]) {
+    let pair =
+        josekit::jwk::alg::ec::EcKeyPair::generate(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+    let mut public_jwk = pair.to_jwk_public_key();
+    public_jwk.set_key_id("enc-1");
+    let request = tessera::resources::ResourceRequest {
+        identifier: identifier.to_owned(),
+        name: "Calendar API".into(),
+        scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+        jwk: Some(serde_json::from_str(&public_jwk.to_string()).unwrap()),
+        ..tessera::resources::ResourceRequest::default()
+    };
+    let state = &app.state;
+    tessera::resources::create(
+        state.store.as_ref(),
+        &state.data_keys.digester,
+        state.registry.key_sets(),
+        &request,
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_token_carries_only_its_servers_scopes() {
+    let app = spawn_on(Backend::Sqlite, fast_config()).await;
+    add_user(&app, "u1", PASSWORD).await;
+    add_resource(&app, "https://calendar.test/", &["calendar.read"]).await;
+    add_resource(&app, "https://mail.test/", &["mail.read"]).await;
+    let scope = "openid offline_access calendar.read mail.read";
+    let client = add_client(&app, scope, true).await;
+    let mut browser = Browser::new(&app);
+    let extra = "&scope=openid%20offline_access%20calendar.read%20mail.read\
+                 &resource=https%3A%2F%2Fcalendar.test%2F";
+    let code = code_for(&mut browser, &client, extra).await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    // The response describes the grant; the access token only its audience.
+    assert_eq!(
+        tokens.scope,
+        "calendar.read mail.read offline_access openid"
+    );
+
+    let refreshed = refresh_with(
+        &app,
+        &client,
+        tokens.refresh_token.as_deref().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    for access_token in [&tokens.access_token, &refreshed.access_token] {
+        let digest = app.state.data_keys.digester.digest(access_token);
+        let record = app
+            .state
+            .store
+            .find_access_token(&digest)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.audience, "https://calendar.test/");
+        assert_eq!(record.scope, "calendar.read");
+    }
 }

@@ -32,13 +32,18 @@ fn without_loopback_port(uri: &str) -> Option<String> {
     let (authority, tail) = rest.split_at(end);
     let host = FREE_PORT_HOSTS.into_iter().find(|host| {
         authority == *host
-            || authority.strip_prefix(host).is_some_and(|port| {
-                port.strip_prefix(':').is_some_and(|digits| {
-                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-                })
-            })
+            || authority
+                .strip_prefix(host)
+                .and_then(|port| port.strip_prefix(':'))
+                .is_some_and(is_port)
     })?;
     Some(format!("http://{host}{tail}"))
+}
+
+/// Whether `digits` is a TCP port number, 1 to 65535, in plain decimal.
+/// `u16::from_str` alone would take a leading `+`.
+fn is_port(digits: &str) -> bool {
+    digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok_and(|port| port > 0)
 }
 
 #[cfg(test)]
@@ -74,6 +79,7 @@ mod tests {
             &list
         ));
         assert!(redirect_uri_matches("http://[::1]:61023/callback", &list));
+        assert!(redirect_uri_matches("http://[::1]:65535/callback", &list));
         for negative in [
             "http://127.0.0.1:58892/callback?x=1",
             "http://127.0.0.1:58892/other",
@@ -82,6 +88,10 @@ mod tests {
             "http://localhost:58892/callback",
             "http://127.0.0.1:/callback",
             "http://127.0.0.1:80a/callback",
+            "http://127.0.0.1:0/callback",
+            "http://127.0.0.1:65536/callback",
+            "http://127.0.0.1:+8080/callback",
+            "http://[::1]:99999999999999999999/callback",
             "http://127.0.0.1.evil.test/callback",
         ] {
             assert!(!redirect_uri_matches(negative, &list), "{negative}");

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::issue::{audience, issue_tokens, Issue, TokenResponse};
+use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
 use super::{audit, store_failed, INVALID_GRANT};
 use crate::crypto::random_token;
 use crate::http::error::OAuthError;
@@ -78,7 +78,11 @@ pub struct CodeExchange<'a> {
     pub resource: Option<&'a str>,
 }
 
-/// Exchanges a code for tokens.
+/// Exchanges a code for tokens. The request is checked against the code
+/// before the code is consumed, so a wrong `redirect_uri` or
+/// `code_verifier` spends nothing: guessing a 256-bit verifier is no
+/// attack, and the client's corrected retry is not mistaken for a replay.
+/// A used code presented again is a replay whatever the request says.
 pub async fn exchange_code(
     state: &AppState,
     exchange: CodeExchange<'_>,
@@ -86,6 +90,18 @@ pub async fn exchange_code(
     let client = exchange.client;
     let now = state.clock.now();
     let digest = state.data_keys.digester.digest(exchange.code);
+    let presented = state
+        .store
+        .authorization_code(&digest, &client.client_id, now)
+        .await
+        .map_err(|error| store_failed(&error, "code lookup"))?
+        .ok_or(INVALID_GRANT)?;
+    // A used code skips the checks: it is a replay whatever the request says.
+    let checked = match presented.consumed_at {
+        None => Some(check_exchange(state, &presented, &exchange).await?),
+        Some(_) => None,
+    };
+
     let consumed = state
         .store
         .consume_authorization_code(&digest, &client.client_id, now)
@@ -106,22 +122,11 @@ pub async fn exchange_code(
         }
     };
 
-    // RFC 6749 section 4.1.3: the same redirect URI, byte for byte.
-    if exchange.redirect_uri != Some(code.redirect_uri.as_str()) {
-        return Err(INVALID_GRANT);
-    }
-    check_verifier(code.code_challenge.as_deref(), exchange.code_verifier)?;
-
-    let grant = state
-        .store
-        .grant(&code.grant_id)
-        .await
-        .map_err(|error| store_failed(&error, "grant lookup"))?
-        .ok_or(INVALID_GRANT)?;
-    // A revocation now comes from a concurrent replay of this code: this
-    // request won, and `issue_tokens` revokes what it issues.
+    // Only an unused code can be consumed, and an unused code was checked.
+    let (grant, audience) = checked.ok_or(INVALID_GRANT)?;
+    // A revocation since the check comes from a concurrent replay of this
+    // code: this request won, and `issue_tokens` revokes what it issues.
     let scopes: Scopes = grant.scopes.iter().map(String::as_str).collect();
-    let audience = audience(state, client, &grant, exchange.resource).await?;
     issue_tokens(
         state,
         Issue {
@@ -134,6 +139,36 @@ pub async fn exchange_code(
         },
     )
     .await
+}
+
+/// Checks an exchange against its unused code without changing anything:
+/// the redirect URI, the PKCE verifier and the requested resource. Returns
+/// the code's grant and the audience of the new access token. A mismatch
+/// is logged without the code or verifier.
+async fn check_exchange(
+    state: &AppState,
+    code: &AuthorizationCodeRecord,
+    exchange: &CodeExchange<'_>,
+) -> Result<(GrantRecord, Audience), OAuthError> {
+    let client = exchange.client;
+    // RFC 6749 section 4.1.3: the same redirect URI, byte for byte.
+    if exchange.redirect_uri != Some(code.redirect_uri.as_str()) {
+        tracing::info!(client_id = %client.client_id, "code exchange with another redirect_uri");
+        return Err(INVALID_GRANT);
+    }
+    if let Err(error) = check_verifier(code.code_challenge.as_deref(), exchange.code_verifier) {
+        tracing::info!(client_id = %client.client_id, "code exchange with a wrong code_verifier");
+        return Err(error);
+    }
+
+    let grant = state
+        .store
+        .grant(&code.grant_id)
+        .await
+        .map_err(|error| store_failed(&error, "grant lookup"))?
+        .ok_or(INVALID_GRANT)?;
+    let audience = audience(state, client, &grant, exchange.resource).await?;
+    Ok((grant, audience))
 }
 
 /// Checks a PKCE verifier (RFC 7636 section 4.6): 43 to 128 unreserved

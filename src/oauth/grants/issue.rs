@@ -154,7 +154,7 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     let subject = user.id.to_string();
     let scope = issue.scopes.to_string();
 
-    let (access_token, expires_in) = access_token(state, &issue, &subject, &scope, now).await?;
+    let (access_token, expires_in) = access_token(state, &issue, &subject, now).await?;
 
     let id_token = if issue.scopes.contains("openid") {
         Some(id_token(state, &issue, &user, &access_token, now)?)
@@ -211,14 +211,25 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     })
 }
 
+/// Mints and records the access token of `issue`. A token for a resource
+/// server carries only the granted scopes that server defines, so `openid`,
+/// `offline_access` and another server's scopes stay out of it; a token for
+/// Tessera itself carries the whole grant, which userinfo reads.
 async fn access_token(
     state: &AppState,
     issue: &Issue<'_>,
     subject: &str,
-    scope: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), OAuthError> {
     let default_ttl = state.config.tokens.access_token_ttl.as_chrono();
+    let scopes = match &issue.audience {
+        Audience::Tessera => issue.scopes.clone(),
+        Audience::Resource(resource) => issue
+            .scopes
+            .retain(|scope| resource.scopes.iter().any(|defined| defined == scope)),
+    };
+    let scope = scopes.to_string();
+    let scope = scope.as_str();
     let (audience, lifetime, alg, recipient) = match &issue.audience {
         Audience::Tessera => {
             let key = state.keys.encryption_key(now).ok_or_else(|| {

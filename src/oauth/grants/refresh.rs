@@ -12,12 +12,14 @@
 //! the grant's scope. The refreshed ID token keeps `auth_time` and carries
 //! no `nonce` (OIDC Core section 12.2).
 
-use super::issue::{audience, issue_tokens, Issue, TokenResponse};
+use chrono::{DateTime, Utc};
+
+use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
 use super::{audit, store_failed, INVALID_GRANT};
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
-use crate::store::{Client, RefreshRotation};
+use crate::store::{Client, GrantRecord, RefreshRotation, RefreshTokenRecord};
 
 const INVALID_SCOPE: OAuthError = OAuthError::new(
     ErrorCode::InvalidScope,
@@ -33,6 +35,11 @@ pub struct RefreshRequest<'a> {
     pub resource: Option<&'a str>,
 }
 
+/// Refreshes a grant. The request is checked against the grant before the
+/// token rotates, so a request that fails (a widened scope, a resource the
+/// client may not name, withdrawn offline access) spends nothing and the
+/// same token works on a corrected retry. A rotated token presented again
+/// is a reuse whatever the request says.
 pub async fn refresh(
     state: &AppState,
     request: RefreshRequest<'_>,
@@ -40,6 +47,17 @@ pub async fn refresh(
     let client = request.client;
     let now = state.clock.now();
     let digest = state.data_keys.digester.digest(request.refresh_token);
+    let presented = state
+        .store
+        .refresh_token(&digest, &client.client_id, now)
+        .await
+        .map_err(|error| store_failed(&error, "refresh token lookup"))?
+        .ok_or(INVALID_GRANT)?;
+    let checked = match presented.rotated_at {
+        None => Some(check_request(state, &request, &presented.grant_id).await?),
+        Some(_) => None,
+    };
+
     let rotation = state
         .store
         .rotate_refresh_token(&digest, &client.client_id, now)
@@ -49,54 +67,103 @@ pub async fn refresh(
         RefreshRotation::Rotated(token) => token,
         RefreshRotation::Unknown => return Err(INVALID_GRANT),
         RefreshRotation::AlreadyRotated(token) => {
-            let interval = state.config.tokens.refresh_reuse_interval.as_chrono();
-            // `now` was read before the winning request set `rotated_at`,
-            // so it may precede it: a zero interval must never count.
-            let within = interval > chrono::Duration::zero()
-                && token
-                    .rotated_at
-                    .is_some_and(|rotated_at| now < rotated_at + interval);
-            if !within {
-                let revoked = state
-                    .store
-                    .revoke_grant(&token.grant_id, now)
-                    .await
-                    .map_err(|error| store_failed(&error, "grant revocation"))?;
-                tracing::warn!(client_id = %client.client_id, revoked, "rotated refresh token reused");
-                let subject = state
-                    .store
-                    .grant(&token.grant_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|grant| grant.user_id.to_string());
-                audit(state, "refresh_token.reuse", subject, &client.client_id).await;
+            if !within_reuse_interval(state, &token, now) {
+                revoke_on_reuse(state, client, &token.grant_id).await?;
                 return Err(INVALID_GRANT);
             }
             token
         }
     };
+    // A token rotated by a concurrent request between the lookup and the
+    // rotation was checked above; one rotated before the lookup is checked
+    // now, inside the reuse interval.
+    let checked = match checked {
+        Some(checked) => checked,
+        None => check_request(state, &request, &token.grant_id).await?,
+    };
+    issue_tokens(
+        state,
+        Issue {
+            client,
+            grant: &checked.grant,
+            grant_type: "refresh_token",
+            scopes: &checked.scopes,
+            audience: checked.audience,
+            nonce: None,
+        },
+    )
+    .await
+}
 
+/// Whether a rotated token is presented within
+/// `tokens.refresh_reuse_interval` of its rotation.
+fn within_reuse_interval(state: &AppState, token: &RefreshTokenRecord, now: DateTime<Utc>) -> bool {
+    let interval = state.config.tokens.refresh_reuse_interval.as_chrono();
+    // `now` was read before the winning request set `rotated_at`, so it may
+    // precede it: a zero interval must never count.
+    interval > chrono::Duration::zero()
+        && token
+            .rotated_at
+            .is_some_and(|rotated_at| now < rotated_at + interval)
+}
+
+/// Revokes the grant of a reused refresh token and records the reuse.
+async fn revoke_on_reuse(
+    state: &AppState,
+    client: &Client,
+    grant_id: &str,
+) -> Result<(), OAuthError> {
+    let now = state.clock.now();
+    let revoked = state
+        .store
+        .revoke_grant(grant_id, now)
+        .await
+        .map_err(|error| store_failed(&error, "grant revocation"))?;
+    tracing::warn!(client_id = %client.client_id, revoked, "rotated refresh token reused");
+    let subject = state
+        .store
+        .grant(grant_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|grant| grant.user_id.to_string());
+    audit(state, "refresh_token.reuse", subject, &client.client_id).await;
+    Ok(())
+}
+
+/// What a valid refresh request yields: its live grant, the scopes of the
+/// new tokens and their audience.
+struct CheckedRefresh {
+    grant: GrantRecord,
+    scopes: Scopes,
+    audience: Audience,
+}
+
+/// Checks a refresh request against its grant without changing anything.
+async fn check_request(
+    state: &AppState,
+    request: &RefreshRequest<'_>,
+    grant_id: &str,
+) -> Result<CheckedRefresh, OAuthError> {
+    let client = request.client;
+    let now = state.clock.now();
     let grant = state
         .store
-        .grant(&token.grant_id)
+        .grant(grant_id)
         .await
         .map_err(|error| store_failed(&error, "grant lookup"))?
-        .filter(|grant| now < grant.expires_at)
+        .filter(|grant| grant.revoked_at.is_none() && now < grant.expires_at)
         .ok_or(INVALID_GRANT)?;
-    // Revoking a grant deletes its refresh tokens, so a token that rotated
-    // belonged to a live grant. A revocation since then comes from a
-    // concurrent reuse: this request won, and `issue_tokens` revokes what
-    // it issues.
     // Scopes the administrator has since taken from the client end the
     // grant's use of them; losing offline access ends the grant.
     let still_held = |scope: &str| client.scopes.iter().any(|held| held == scope);
-    if grant.scopes.iter().any(|scope| scope == "offline_access") && !still_held("offline_access") {
+    let offline = grant.scopes.iter().any(|scope| scope == "offline_access");
+    if offline && !still_held("offline_access") {
         return Err(INVALID_GRANT);
     }
 
     // Withdrawn consent ends offline access too (OIDC Core section 11).
-    if !client.first_party && grant.scopes.iter().any(|scope| scope == "offline_access") {
+    if offline && !client.first_party {
         let consented = state
             .store
             .consented_scopes(grant.user_id, &client.client_id)
@@ -120,16 +187,9 @@ pub async fn refresh(
     };
     let scopes = scopes.retain(still_held);
     let audience = audience(state, client, &grant, request.resource).await?;
-    issue_tokens(
-        state,
-        Issue {
-            client,
-            grant: &grant,
-            grant_type: "refresh_token",
-            scopes: &scopes,
-            audience,
-            nonce: None,
-        },
-    )
-    .await
+    Ok(CheckedRefresh {
+        grant,
+        scopes,
+        audience,
+    })
 }

@@ -228,6 +228,25 @@ impl GrantStore for PostgresStore {
         Ok(())
     }
 
+    async fn authorization_code(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        let row: Option<CodeRow> = sqlx::query_as(&format!(
+            "SELECT {CODE_COLUMNS} FROM authorization_codes
+             WHERE digest = $1 AND client_id = $2
+               AND (consumed_at IS NOT NULL OR expires_at > $3)"
+        ))
+        .bind(digest)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
     async fn consume_authorization_code(
         &self,
         digest: &str,
@@ -274,6 +293,25 @@ impl GrantStore for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn refresh_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let row: Option<RefreshRow> = sqlx::query_as(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens
+             WHERE digest = $1 AND client_id = $2
+               AND (rotated_at IS NOT NULL OR expires_at > $3)"
+        ))
+        .bind(digest)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
     }
 
     async fn rotate_refresh_token(

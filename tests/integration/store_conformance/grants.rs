@@ -17,6 +17,7 @@ conformance!(
     code_is_consumed_once_by_its_client,
     code_race_has_one_winner,
     refresh_token_rotates_once_by_its_client,
+    code_and_refresh_lookups_change_nothing,
     grant_revocation_removes_refresh_and_access_tokens,
     client_deletion_removes_its_grants,
 );
@@ -212,6 +213,56 @@ async fn refresh_token_rotates_once_by_its_client(test: TestStore) {
         .await
         .unwrap();
     assert_eq!(expired, RefreshRotation::Unknown);
+}
+
+async fn code_and_refresh_lookups_change_nothing(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g1")).await.unwrap();
+    store
+        .insert_authorization_code(&code("c1", "g1"))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("r1", "g1"))
+        .await
+        .unwrap();
+
+    for _ in 0..2 {
+        let found = store.authorization_code("c1", "rp1", at(1)).await.unwrap();
+        assert_eq!(found, Some(code("c1", "g1")));
+        let found = store.refresh_token("r1", "rp1", at(1)).await.unwrap();
+        assert_eq!(found, Some(refresh_token("r1", "g1")));
+    }
+    assert_eq!(
+        store.authorization_code("c1", "rp2", at(1)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.refresh_token("r1", "rp2", at(1)).await.unwrap(), None);
+    assert_eq!(
+        store.authorization_code("c1", "rp1", at(60)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.refresh_token("r1", "rp1", at(3600)).await.unwrap(),
+        None
+    );
+
+    // Used and rotated ones stay visible, even past their expiry, so that
+    // presenting them again reads as a replay.
+    let consumed = store
+        .consume_authorization_code("c1", "rp1", at(1))
+        .await
+        .unwrap();
+    assert!(matches!(consumed, CodeConsumption::Consumed(_)));
+    let rotated = store
+        .rotate_refresh_token("r1", "rp1", at(1))
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshRotation::Rotated(_)));
+    let used = store.authorization_code("c1", "rp1", at(90)).await.unwrap();
+    assert_eq!(used.unwrap().consumed_at, Some(at(1)));
+    let old = store.refresh_token("r1", "rp1", at(4000)).await.unwrap();
+    assert_eq!(old.unwrap().rotated_at, Some(at(1)));
 }
 
 async fn grant_revocation_removes_refresh_and_access_tokens(test: TestStore) {
