@@ -10,6 +10,21 @@ pub fn unapproved_scopes(requested: &[String], approved: &[String]) -> Vec<Strin
         .collect()
 }
 
+/// Returns the scopes the consent page asks for: every requested scope
+/// under `prompt=consent` (OIDC Core section 3.1.2.1), else the ones not
+/// approved yet. An empty list means no consent page.
+pub fn scopes_to_ask(
+    requested: &[String],
+    approved: &[String],
+    prompt_consent: bool,
+) -> Vec<String> {
+    if prompt_consent {
+        requested.to_vec()
+    } else {
+        unapproved_scopes(requested, approved)
+    }
+}
+
 /// Returns `approved` followed by the scopes of `added` it lacks.
 pub fn merge_scopes(approved: &[String], added: &[String]) -> Vec<String> {
     let mut merged = approved.to_vec();

@@ -24,6 +24,9 @@ pub struct NewLoginTransaction {
     pub client_name: String,
     pub first_party: bool,
     pub scopes: Vec<String>,
+    pub login_hint: Option<String>,
+    /// The request had `prompt=consent`.
+    pub prompt_consent: bool,
     /// Path (with query) on Tessera, starting with a single `/`.
     pub return_path: String,
 }
@@ -54,6 +57,8 @@ pub async fn create_login_transaction(
         client_name: new.client_name,
         first_party: new.first_party,
         scopes: new.scopes,
+        login_hint: new.login_hint,
+        prompt_consent: new.prompt_consent,
         return_path: new.return_path,
         csrf_digest: None,
         created_at: now,

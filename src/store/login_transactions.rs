@@ -18,6 +18,11 @@ pub struct LoginTransactionRecord {
     /// First-party clients skip the consent page.
     pub first_party: bool,
     pub scopes: Vec<String>,
+    /// The request's `login_hint`, which prefills the username field.
+    pub login_hint: Option<String>,
+    /// The request had `prompt=consent`: the consent page lists every
+    /// requested scope, approved before or not.
+    pub prompt_consent: bool,
     /// Relative path on Tessera to redirect to once the outcome is recorded.
     pub return_path: String,
     /// Digest of the CSRF token of the form last shown for this transaction.

@@ -1279,3 +1279,72 @@ async fn resource_token_carries_only_its_servers_scopes() {
         assert_eq!(record.scope, "calendar.read");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_consent_asks_again_for_approved_scopes() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    code_for(&mut browser, &client, "&scope=openid%20email").await;
+
+    let page = browser
+        .get(&query(&client, "&scope=openid%20email&prompt=consent"))
+        .await;
+    let location = page.location.unwrap();
+    assert!(location.contains("/consent?tx="), "{location}");
+    let consent = browser.get(&location).await;
+    assert_eq!(consent.status, StatusCode::OK);
+    assert!(consent.body.contains("Know who you are on this site"));
+    assert!(consent.body.contains("See your email address"));
+    let approved = browser
+        .post(
+            "/consent",
+            &[
+                ("tx", field(&consent.body, "tx").as_str()),
+                ("csrf", field(&consent.body, "csrf").as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    let resume = browser.get(&approved.location.unwrap()).await;
+    let location = resume.location.unwrap();
+    assert!(
+        location.starts_with("https://rp.test/cb?code="),
+        "{location}"
+    );
+
+    // A first-party client never shows the consent page.
+    let first_party = add_client(&app, "openid email", true).await;
+    let page = browser
+        .get(&query(&first_party, "&scope=openid%20email&prompt=consent"))
+        .await;
+    let location = page.location.unwrap();
+    assert!(
+        location.starts_with("https://rp.test/cb?code="),
+        "{location}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_hint_prefills_the_username_escaped() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&query(
+            &client,
+            "&scope=openid&login_hint=alice%40example.test",
+        ))
+        .await;
+    let login = browser.get(&page.location.unwrap()).await;
+    assert!(
+        login.body.contains("value=\"alice@example.test\""),
+        "{}",
+        login.body
+    );
+
+    let page = browser
+        .get(&query(&client, "&scope=openid&login_hint=u1%22%3E%3Cb%3Ex"))
+        .await;
+    let login = browser.get(&page.location.unwrap()).await;
+    assert!(!login.body.contains("<b>x"), "{}", login.body);
+    assert!(login.body.contains("value=\"u1&"), "{}", login.body);
+}

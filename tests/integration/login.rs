@@ -62,6 +62,8 @@ pub async fn new_transaction(app: &TestApp, first_party: bool, scopes: &str) -> 
         client_name: "Example Calendar".into(),
         first_party,
         scopes: scopes.split(' ').map(str::to_owned).collect(),
+        login_hint: None,
+        prompt_consent: false,
         return_path: "/authorize/resume?step=1".into(),
     };
     create_login_transaction(

@@ -701,6 +701,8 @@ async fn login_transaction_is_decided_and_taken_once(test: TestStore) {
         client_name: "RP One".into(),
         first_party: false,
         scopes: vec!["openid".into(), "email".into()],
+        login_hint: Some("gina@example.test".into()),
+        prompt_consent: true,
         return_path: "/authorize/resume".into(),
         csrf_digest: None,
         created_at: at(0),
@@ -720,6 +722,8 @@ async fn login_transaction_is_decided_and_taken_once(test: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(loaded.csrf_digest.as_deref(), Some("csrf"));
+    assert_eq!(loaded.login_hint.as_deref(), Some("gina@example.test"));
+    assert!(loaded.prompt_consent);
     assert!(test
         .store
         .login_transaction("tx-1", at(600))

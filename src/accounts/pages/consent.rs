@@ -13,7 +13,7 @@ use super::{
     csrf_valid, finish, form_expired, internal_error, issue_csrf, live_session, load_transaction,
     render, see_other, unknown_transaction, with_cookie,
 };
-use crate::accounts::consent::{describe_scope, merge_scopes, unapproved_scopes};
+use crate::accounts::consent::{describe_scope, merge_scopes, scopes_to_ask};
 use crate::accounts::login_transactions::issuer_path;
 use crate::server::AppState;
 use crate::store::LoginOutcome;
@@ -58,8 +58,8 @@ pub async fn show(
         Ok(scopes) => scopes,
         Err(error) => return internal_error(&state, &error),
     };
-    let unapproved = unapproved_scopes(&transaction.scopes, &approved);
-    if transaction.first_party || unapproved.is_empty() {
+    let to_ask = scopes_to_ask(&transaction.scopes, &approved, transaction.prompt_consent);
+    if transaction.first_party || to_ask.is_empty() {
         return continue_after_login(&state, &id, &transaction, &session).await;
     }
 
@@ -73,10 +73,7 @@ pub async fn show(
         base_path: &base_path,
         client_name: &transaction.client_name,
         username: &user.username,
-        scopes: unapproved
-            .iter()
-            .map(|scope| describe_scope(scope))
-            .collect(),
+        scopes: to_ask.iter().map(|scope| describe_scope(scope)).collect(),
         tx: &id,
         csrf: &csrf,
     };

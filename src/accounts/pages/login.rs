@@ -14,7 +14,7 @@ use super::{
     cookie, csrf_valid, finish, form_expired, internal_error, issue_csrf, load_transaction, render,
     see_other, unknown_transaction, with_cookie,
 };
-use crate::accounts::consent::unapproved_scopes;
+use crate::accounts::consent::scopes_to_ask;
 use crate::accounts::login::{authenticate, LoginAttempt, LoginResult};
 use crate::accounts::login_transactions::issuer_path;
 use crate::accounts::sessions::{cookie_header, session_cookie_name, start_session};
@@ -145,7 +145,8 @@ pub async fn submit(
 }
 
 /// After login: finish at once for a first-party client or when every
-/// requested scope was approved before, else ask for consent.
+/// requested scope was approved before and `prompt=consent` was not sent,
+/// else ask for consent.
 pub async fn continue_after_login(
     state: &AppState,
     id: &str,
@@ -164,7 +165,8 @@ pub async fn continue_after_login(
             Err(error) => return internal_error(state, &error),
         }
     };
-    if transaction.first_party || unapproved_scopes(&transaction.scopes, &approved).is_empty() {
+    let to_ask = scopes_to_ask(&transaction.scopes, &approved, transaction.prompt_consent);
+    if transaction.first_party || to_ask.is_empty() {
         let outcome = LoginOutcome::Approved {
             user_id: session.user_id,
             auth_time: session.auth_time,
@@ -212,7 +214,9 @@ async fn login_page(
         client_name: &transaction.client_name,
         tx: id,
         csrf: &csrf,
-        username: "",
+        // The request's `login_hint` prefills the field; the template
+        // escapes it.
+        username: transaction.login_hint.as_deref().unwrap_or_default(),
         message,
     };
     with_cookie(render(state, status, &page), &csrf_cookie)

@@ -6,9 +6,10 @@
 //! login transaction's return path names it by a random id, and the resume
 //! step takes the transaction's outcome once and issues the code.
 //!
-//! `prompt=consent` re-asks only for scopes the user has not approved yet:
-//! consent is stored per user and client, and the consent page lists only
-//! what is new.
+//! Consent is stored per user and client, and the consent page lists only
+//! the scopes the user has not approved yet, except under `prompt=consent`,
+//! when it lists every requested scope. First-party clients never show it.
+//! `login_hint` prefills the login form's username.
 
 pub mod redirect;
 pub mod request;
@@ -107,7 +108,9 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
         Some(session) => request.prompt.login || too_old(session, request.max_age, now),
     };
     let consent_needed = match &session {
-        Some(session) if !client.first_party => {
+        _ if client.first_party => false,
+        Some(_) if request.prompt.consent => true,
+        Some(session) => {
             match state
                 .store
                 .consented_scopes(session.user_id, &client.client_id)
@@ -117,11 +120,9 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
                 Err(error) => return internal_error(state, &error),
             }
         }
-        _ => !client.first_party,
+        None => true,
     };
 
-    // NOTE: with `prompt=consent` and every scope approved before, no page
-    // is shown, because the consent page lists only unapproved scopes.
     if let Some(session) = session
         .as_ref()
         .filter(|_| !login_needed && !consent_needed)
@@ -137,8 +138,6 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
         };
         return response::error(&request.target, issuer, error);
     }
-    // NOTE: `login_hint` is checked for length but not yet passed to the
-    // login form, whose transaction has no field for it.
     let page = if login_needed { "login" } else { "consent" };
     match start_interaction(state, &client, &request).await {
         Ok(tx) => redirect_to(&format!("{}/{page}?tx={tx}", issuer_path(&state.config))),
@@ -241,6 +240,8 @@ async fn start_interaction(
         },
         first_party: client.first_party,
         scopes: request.scopes.clone(),
+        login_hint: request.login_hint.clone(),
+        prompt_consent: request.prompt.consent,
         return_path: format!("/authorize/resume?request={pending_id}"),
     };
     let tx = create_login_transaction(state.store.as_ref(), digester, &state.config, new, now)

@@ -10,8 +10,9 @@ use crate::store::login_transactions::{
 };
 use crate::store::{join_words, split_words, StoreError};
 
-const COLUMNS: &str = "id_digest, client_id, client_name, first_party, scopes, return_path, \
-    csrf_digest, created_at, expires_at, decision, user_id, auth_time, amr, granted_scopes";
+const COLUMNS: &str = "id_digest, client_id, client_name, first_party, scopes, login_hint, \
+    prompt_consent, return_path, csrf_digest, created_at, expires_at, decision, user_id, \
+    auth_time, amr, granted_scopes";
 
 #[derive(sqlx::FromRow)]
 struct TransactionRow {
@@ -20,6 +21,8 @@ struct TransactionRow {
     client_name: String,
     first_party: bool,
     scopes: String,
+    login_hint: Option<String>,
+    prompt_consent: bool,
     return_path: String,
     csrf_digest: Option<String>,
     created_at: i64,
@@ -58,6 +61,8 @@ impl TryFrom<TransactionRow> for LoginTransactionRecord {
             client_name: row.client_name,
             first_party: row.first_party,
             scopes: split_words(&row.scopes),
+            login_hint: row.login_hint,
+            prompt_consent: row.prompt_consent,
             return_path: row.return_path,
             csrf_digest: row.csrf_digest,
             created_at,
@@ -75,14 +80,17 @@ impl LoginTransactionStore for SqliteStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO login_transactions (id_digest, client_id, client_name, first_party,
-                 scopes, return_path, csrf_digest, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 scopes, login_hint, prompt_consent, return_path, csrf_digest, created_at,
+                 expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .bind(&transaction.id_digest)
         .bind(&transaction.client_id)
         .bind(&transaction.client_name)
         .bind(transaction.first_party)
         .bind(join_words(&transaction.scopes))
+        .bind(&transaction.login_hint)
+        .bind(transaction.prompt_consent)
         .bind(&transaction.return_path)
         .bind(&transaction.csrf_digest)
         .bind(to_millis(transaction.created_at))
