@@ -220,30 +220,36 @@ async fn framing_page(target: String) -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_refuses_to_frame_login_and_consent() {
+async fn browser_refuses_to_frame_any_page() {
     let app = spawn(fast_config()).await;
     add_user(&app, "alice", "correct horse battery").await;
     let driver = Driver::start();
     let client = driver.connect().await;
 
     let tx = new_transaction(&app, false, "openid").await;
+    // Each page with the heading it shows when it renders.
     let targets = [
-        app.url(&format!("/login?tx={tx}")),
-        app.url("/login?tx=unknown"),
+        (app.url(&format!("/login?tx={tx}")), "Sign in"),
+        (app.url("/login?tx=unknown"), "Sign-in link expired"),
+        (app.url("/consent?tx=unknown"), "Sign-in link expired"),
+        (
+            app.url("/authorize?client_id=unknown"),
+            "Invalid sign-in request",
+        ),
+        (app.url("/logout"), "Sign out of Tessera?"),
     ];
-    for target in targets {
+    for (target, heading) in targets {
+        let direct = app.get(&target.replace(&app.url(""), "")).await;
+        assert!(direct.text().await.unwrap().contains(heading), "{target}");
+
         let decoy = framing_page(target.clone()).await;
         client.goto(&format!("http://{decoy}/")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         client.enter_frame(Some(0)).await.unwrap();
         let inner = client.source().await.unwrap();
         assert!(
-            !inner.contains("Sign in"),
+            !inner.contains(heading),
             "{target} rendered in a frame: {inner}"
-        );
-        assert!(
-            !inner.contains("Sign-in link expired"),
-            "{target} rendered in a frame"
         );
         client.enter_parent_frame().await.unwrap();
     }
@@ -363,5 +369,86 @@ async fn browser_completes_authorization_in_both_response_modes() {
             .unwrap_or_else(|error| panic!("{mode}: no callback page: {error}"));
         assert_eq!(code.text().await.unwrap().len(), 43, "{mode}");
     }
+    client.close().await.unwrap();
+}
+
+/// Asserts that the current page opened no alert and holds no element
+/// that request values could have injected.
+async fn assert_no_injected_markup(client: &Client, page: &str) {
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "{page} opened an alert"
+    );
+    let injected = client
+        .find_all(Locator::Css("img, svg, script:not([src])"))
+        .await
+        .unwrap();
+    assert!(injected.is_empty(), "{page} rendered injected markup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_runs_no_script_from_client_or_hint_values() {
+    let app = spawn(fast_config()).await;
+    add_user(&app, "u1", crate::authorize::PASSWORD).await;
+    let name = "<img src=x onerror=alert(1)>";
+    let metadata = tessera::clients::ClientMetadata {
+        client_name: Some(name.into()),
+        redirect_uris: vec!["https://rp.test/cb".into()],
+        scope: Some("openid email".into()),
+        ..tessera::clients::ClientMetadata::default()
+    };
+    let state = &app.state;
+    let rp = tessera::clients::register(
+        state.store.as_ref(),
+        &state.data_keys.digester,
+        &metadata,
+        tessera::clients::Registrar::Administrator,
+        state.clock.now(),
+    )
+    .await
+    .unwrap()
+    .client;
+    let driver = Driver::start();
+    let client = driver.connect().await;
+
+    let hint = "\"><img src=x onerror=alert(2)>";
+    let encoded_hint: String = url::form_urlencoded::byte_serialize(hint.as_bytes()).collect();
+    let path = crate::authorize::query(&rp, &format!("&scope=openid&login_hint={encoded_hint}"));
+    client.goto(&app.url(&path)).await.unwrap();
+    assert_no_injected_markup(&client, "login").await;
+    let username = client.find(Locator::Css("#username")).await.unwrap();
+    assert_eq!(username.prop("value").await.unwrap().as_deref(), Some(hint));
+    username.clear().await.unwrap();
+    sign_in(&client, "u1", crate::authorize::PASSWORD).await;
+
+    client
+        .wait()
+        .for_element(Locator::Css("#approve"))
+        .await
+        .unwrap();
+    assert_no_injected_markup(&client, "consent").await;
+    let body = client.find(Locator::Css("body")).await.unwrap();
+    assert!(
+        body.text().await.unwrap().contains(name),
+        "consent shows the name as text"
+    );
+
+    let state_probe = "%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert(3)%3E";
+    client
+        .goto(&app.url(&format!("/logout?state={state_probe}")))
+        .await
+        .unwrap();
+    let heading = client.find(Locator::Css("h1")).await.unwrap();
+    assert_eq!(heading.text().await.unwrap(), "Sign out of Tessera?");
+    assert_no_injected_markup(&client, "logout").await;
+
+    let client_probe = "%3Cimg%20src%3Dx%20onerror%3Dalert(4)%3E";
+    client
+        .goto(&app.url(&format!("/authorize?client_id={client_probe}")))
+        .await
+        .unwrap();
+    let heading = client.find(Locator::Css("h1")).await.unwrap();
+    assert_eq!(heading.text().await.unwrap(), "Invalid sign-in request");
+    assert_no_injected_markup(&client, "authorize error").await;
     client.close().await.unwrap();
 }
