@@ -17,6 +17,7 @@ use crate::public_keys::{FetchError, KeyPurpose, KeySetFetcher};
 use crate::store::{
     Client, EncryptionKeySource, ResourceServer, Store, StoreError, CLIENTS_TOPIC, RESOURCES_TOPIC,
 };
+use crate::tokens::recipients::RecipientCache;
 
 /// How often the change counters are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,6 +35,7 @@ struct Inner {
     clients: RwLock<Cache<Client>>,
     resources: RwLock<Cache<ResourceServer>>,
     key_sets: KeySetFetcher,
+    recipients: RecipientCache,
 }
 
 struct Cache<T> {
@@ -71,6 +73,7 @@ impl Registry {
             clients: RwLock::new(Cache::default()),
             resources: RwLock::new(Cache::default()),
             key_sets: KeySetFetcher::new(clock),
+            recipients: RecipientCache::default(),
         });
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -109,6 +112,11 @@ impl Registry {
             store.resource_server(&id).await
         })
         .await
+    }
+
+    /// Returns the cached encrypters for access-token recipients' keys.
+    pub fn recipients(&self) -> &RecipientCache {
+        &self.inner.recipients
     }
 
     /// Returns the public key to encrypt `resource`'s access tokens to: its

@@ -7,6 +7,8 @@
 //! names are global, so a client scope that the resource server defines is
 //! grantable for it; the built-in OpenID scopes never are.
 
+use std::ops::Deref;
+
 use crate::clients::metadata::check_resource_uri;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::{Scopes, BUILT_IN_SCOPES};
@@ -38,10 +40,10 @@ pub fn requested_resource<'a>(
 
 /// Checks that `client` may obtain tokens for `resource`, the registered
 /// server the request named (`None` when none is registered under it).
-pub fn check_target<'a>(
+pub fn check_target<R: Deref<Target = ResourceServer>>(
     client: &Client,
-    resource: Option<&'a ResourceServer>,
-) -> Result<&'a ResourceServer, OAuthError> {
+    resource: Option<R>,
+) -> Result<R, OAuthError> {
     let resource = resource.ok_or(INVALID_TARGET)?;
     let is_default = client.default_resource.as_deref() == Some(resource.identifier.as_str());
     let holds_scope = client
@@ -175,7 +177,7 @@ mod tests {
         assert!(check_target(&client(&[], Some("https://rs1.test/")), Some(&api)).is_ok());
         let err = check_target(&client(&["other"], None), Some(&api)).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidTarget);
-        let err = check_target(&client(&["read"], None), None).unwrap_err();
+        let err = check_target(&client(&["read"], None), None::<&ResourceServer>).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidTarget);
     }
 

@@ -10,27 +10,25 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration, Utc};
-use josekit::jwk::Jwk;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{store_failed, INVALID_GRANT};
 use crate::crypto::random_token;
 use crate::http::error::{no_store, ErrorCode, OAuthError};
 use crate::keys::SigningAlg;
+use crate::oauth::resource::check_target;
 use crate::oauth::scope::Scopes;
+pub use crate::oauth::token::Audience;
+use crate::oauth::token::{issue_access_token, AccessTokenGrant};
 use crate::server::AppState;
-use crate::store::{AccessTokenRecord, Client, GrantRecord, RefreshTokenRecord, ResourceServer};
-use crate::tokens::access::{mint, AccessTokenClaims, AccessTokenRequest};
+use crate::store::{Client, GrantRecord, RefreshTokenRecord, ResourceServer};
 use crate::tokens::id_token::{IdTokenClaims, IdTokenRequest, UserClaims};
 
 const INVALID_TARGET: OAuthError = OAuthError::new(
     ErrorCode::InvalidTarget,
     "the requested resource is unknown or not allowed for this client",
 );
-
-/// Signing algorithm of tokens addressed to Tessera itself.
-const OWN_TOKEN_ALG: SigningAlg = SigningAlg::ES256;
 
 /// A successful token response (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
 #[derive(Debug, Serialize)]
@@ -53,13 +51,6 @@ impl IntoResponse for TokenResponse {
     }
 }
 
-/// The recipient of an access token.
-pub enum Audience {
-    /// Tessera's own userinfo endpoint.
-    Tessera,
-    Resource(Arc<ResourceServer>),
-}
-
 /// Checks that `client` may name `identifier` (RFC 8707, DESIGN
 /// "Policies"): a registered resource server that is the client's default
 /// resource or defines one of the client's scopes.
@@ -72,18 +63,8 @@ pub async fn allowed_resource(
         .registry
         .resource_server(identifier)
         .await
-        .map_err(|error| store_failed(&error, "resource server lookup"))?
-        .ok_or(INVALID_TARGET)?;
-    let is_default = client.default_resource.as_deref() == Some(identifier);
-    let holds_scope = client
-        .scopes
-        .iter()
-        .any(|scope| resource.scopes.contains(scope));
-    if is_default || holds_scope {
-        Ok(resource)
-    } else {
-        Err(INVALID_TARGET)
-    }
+        .map_err(|error| store_failed(&error, "resource server lookup"))?;
+    check_target(client, resource)
 }
 
 /// Picks the audience of a token request on `grant`. A refresh that
@@ -154,7 +135,7 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     let subject = user.id.to_string();
     let scope = issue.scopes.to_string();
 
-    let (access_token, expires_in) = access_token(state, &issue, &subject, now).await?;
+    let (access_token, expires_in) = access_token(state, &issue, &subject).await?;
 
     let id_token = if issue.scopes.contains("openid") {
         Some(id_token(state, &issue, &user, &access_token, now)?)
@@ -219,86 +200,27 @@ async fn access_token(
     state: &AppState,
     issue: &Issue<'_>,
     subject: &str,
-    now: DateTime<Utc>,
 ) -> Result<(String, i64), OAuthError> {
-    let default_ttl = state.config.tokens.access_token_ttl.as_chrono();
     let scopes = match &issue.audience {
         Audience::Tessera => issue.scopes.clone(),
         Audience::Resource(resource) => issue
             .scopes
             .retain(|scope| resource.scopes.iter().any(|defined| defined == scope)),
     };
-    let scope = scopes.to_string();
-    let scope = scope.as_str();
-    let (audience, lifetime, alg, recipient) = match &issue.audience {
-        Audience::Tessera => {
-            let key = state.keys.encryption_key(now).ok_or_else(|| {
-                tracing::error!("Tessera has no current encryption key");
-                OAuthError::server_error()
-            })?;
-            (
-                state.config.issuer.clone(),
-                default_ttl,
-                OWN_TOKEN_ALG,
-                key.public_jwk,
-            )
-        }
-        Audience::Resource(resource) => {
-            let lifetime = resource
-                .access_token_ttl_seconds
-                .map_or(default_ttl, Duration::seconds);
-            let alg = SigningAlg::parse(&resource.signing_alg).ok_or_else(|| {
-                tracing::error!(resource = %resource.identifier, "unsupported signing algorithm");
-                OAuthError::server_error()
-            })?;
-            let members = state.registry.encryption_key(resource).await.map_err(|error| {
-                tracing::error!(error = %error, resource = %resource.identifier, "no usable encryption key");
-                OAuthError::server_error()
-            })?;
-            let jwk = Jwk::from_map(members).map_err(|_| OAuthError::server_error())?;
-            (resource.identifier.clone(), lifetime, alg, jwk)
-        }
-    };
-    let claims = AccessTokenClaims::new(
-        &AccessTokenRequest {
-            issuer: &state.config.issuer,
-            subject,
-            audience: &audience,
+    let issued = issue_access_token(
+        state,
+        &AccessTokenGrant {
             client_id: &issue.client.client_id,
-            scope,
-            lifetime,
+            subject,
+            grant_type: issue.grant_type,
+            grant_id: Some(&issue.grant.id),
+            audience: &issue.audience,
+            scopes: &scopes,
             auth_time: Some(issue.grant.auth_time),
         },
-        now,
-    );
-    let token = mint(
-        &claims,
-        |typ, payload| state.keys.sign(alg, typ, payload, now),
-        &recipient,
     )
-    .map_err(|error| {
-        tracing::error!(error = %error, "minting an access token failed");
-        OAuthError::server_error()
-    })?;
-    let record = AccessTokenRecord {
-        jti: claims.jti.clone(),
-        digest: state.data_keys.digester.digest(&token),
-        client_id: issue.client.client_id.clone(),
-        subject: subject.to_owned(),
-        grant_id: Some(issue.grant.id.clone()),
-        grant_type: issue.grant_type.to_owned(),
-        audience,
-        scope: scope.to_owned(),
-        issued_at: DateTime::from_timestamp(claims.iat, 0).unwrap_or(now),
-        expires_at: claims.expires_at(),
-        revoked_at: None,
-    };
-    state
-        .store
-        .insert_access_token(&record)
-        .await
-        .map_err(|error| store_failed(&error, "access token insert"))?;
-    Ok((token, claims.exp - claims.iat))
+    .await?;
+    Ok((issued.access_token, issued.expires_in))
 }
 
 fn id_token(

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use super::issue::{issue_access_token, AccessTokenGrant, TokenResponse};
-use super::recipients::RecipientCache;
+use super::issue::{issue_access_token, AccessTokenGrant, Audience, TokenResponse};
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::oauth::resource::{check_target, grant_scopes, requested_resource};
@@ -17,7 +16,6 @@ pub const GRANT_TYPE: &str = "client_credentials";
 /// Issues an access token to the authenticated `client`.
 pub async fn grant(
     state: &AppState,
-    recipients: &RecipientCache,
     client: &Arc<Client>,
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthError> {
@@ -47,18 +45,17 @@ pub async fn grant(
             tracing::error!(error = ?error, "resource server lookup failed");
             OAuthError::server_error()
         })?;
-    let resource = check_target(client, resource.as_deref())?;
-    let scopes = grant_scopes(requested_scopes.as_ref(), client, resource)?;
+    let resource = check_target(client, resource)?;
+    let scopes = grant_scopes(requested_scopes.as_ref(), client, &resource)?;
 
     issue_access_token(
         state,
-        recipients,
         &AccessTokenGrant {
             client_id: &client.client_id,
             subject: &client.client_id,
             grant_type: GRANT_TYPE,
             grant_id: None,
-            resource,
+            audience: &Audience::Resource(resource),
             scopes: &scopes,
             auth_time: None,
         },

@@ -2,8 +2,9 @@
 //! grant.
 //!
 //! The inner JWT is signed with the resource server's algorithm and
-//! encrypted to its key. The record (digest of the whole token string) is
-//! the only store write.
+//! encrypted to its key, or for Tessera's own userinfo endpoint signed
+//! with ES256 and encrypted to Tessera's current encryption key. The record
+//! (digest of the whole token string) is the only store write.
 //!
 //! `cargo test --release --lib mint_cost -- --ignored --nocapture` prints
 //! the costs behind two choices. An RSA signature takes about a
@@ -11,13 +12,12 @@
 //! while ES256 and EdDSA tokens (tens to a few hundred microseconds with
 //! the encryption) are minted on the async runtime. Building an encrypter
 //! from a JWK costs about as much as encrypting, so encrypters are cached
-//! ([`RecipientCache`]).
+//! ([`crate::tokens::recipients::RecipientCache`], held by the registry).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::recipients::RecipientCache;
 use crate::http::error::OAuthError;
 use crate::keys::SigningAlg;
 use crate::oauth::scope::Scopes;
@@ -26,49 +26,62 @@ use crate::store::{AccessTokenRecord, ResourceServer};
 use crate::tokens::access::{mint_for, AccessTokenClaims, AccessTokenRequest};
 use crate::tokens::jwe::Recipient;
 
+pub use crate::oauth::grants::issue::TokenResponse;
+
+/// Signing algorithm of tokens addressed to Tessera itself.
+const OWN_TOKEN_ALG: SigningAlg = SigningAlg::ES256;
+
+/// The recipient of an access token.
+pub enum Audience {
+    /// Tessera's own userinfo endpoint, with Tessera's encryption key.
+    Tessera,
+    Resource(Arc<ResourceServer>),
+}
+
 /// Decisions a grant made about the token it issues.
 pub struct AccessTokenGrant<'a> {
     pub client_id: &'a str,
     pub subject: &'a str,
     pub grant_type: &'a str,
     pub grant_id: Option<&'a str>,
-    pub resource: &'a ResourceServer,
+    pub audience: &'a Audience,
     pub scopes: &'a Scopes,
     pub auth_time: Option<DateTime<Utc>>,
 }
 
-pub use crate::oauth::grants::issue::TokenResponse;
+/// How a token for one audience is minted.
+struct Target {
+    /// The `aud` claim: a resource identifier, or the issuer.
+    identifier: String,
+    lifetime: Duration,
+    algorithm: SigningAlg,
+    recipient: Arc<Recipient>,
+}
 
 /// Mints the access token for `grant`, records it and builds the response.
 pub async fn issue_access_token(
     state: &AppState,
-    recipients: &RecipientCache,
     grant: &AccessTokenGrant<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let resource = grant.resource;
     let now = state.clock.now();
-    let lifetime = match resource.access_token_ttl_seconds {
-        Some(seconds) => Duration::seconds(seconds),
-        None => Duration::from_std(state.config.tokens.access_token_ttl.as_duration())
-            .map_err(|_| server_error(resource, "tokens.access_token_ttl is out of range"))?,
-    };
-    let algorithm = SigningAlg::parse(&resource.signing_alg)
-        .ok_or_else(|| server_error(resource, "the signing algorithm is not supported"))?;
-    let recipient = recipient(state, recipients, resource).await?;
+    let target = target(state, grant.audience, now).await?;
+    let identifier = target.identifier.as_str();
 
     let scope = grant.scopes.to_string();
     let claims = AccessTokenClaims::new(
         &AccessTokenRequest {
             issuer: &state.config.issuer,
             subject: grant.subject,
-            audience: &resource.identifier,
+            audience: identifier,
             client_id: grant.client_id,
             scope: &scope,
-            lifetime,
+            lifetime: target.lifetime,
             auth_time: grant.auth_time,
         },
         now,
     );
+    let algorithm = target.algorithm;
+    let recipient = target.recipient;
     let minted = if runs_on_blocking_pool(algorithm) {
         let keys = Arc::clone(&state.keys);
         let claims = claims.clone();
@@ -80,7 +93,7 @@ pub async fn issue_access_token(
             )
         })
         .await
-        .map_err(|error| server_error_from(resource, &error))?
+        .map_err(|error| mint_failed(identifier, &error))?
     } else {
         mint_for(
             &claims,
@@ -88,7 +101,7 @@ pub async fn issue_access_token(
             &recipient,
         )
     };
-    let token = minted.map_err(|error| server_error_from(resource, &error))?;
+    let token = minted.map_err(|error| mint_failed(identifier, &error))?;
 
     let issued_at = DateTime::from_timestamp(claims.iat, 0).unwrap_or(now);
     let record = AccessTokenRecord {
@@ -98,7 +111,7 @@ pub async fn issue_access_token(
         subject: grant.subject.to_owned(),
         grant_id: grant.grant_id.map(str::to_owned),
         grant_type: grant.grant_type.to_owned(),
-        audience: resource.identifier.clone(),
+        audience: target.identifier.clone(),
         scope: scope.clone(),
         issued_at,
         expires_at: claims.expires_at(),
@@ -111,7 +124,7 @@ pub async fn issue_access_token(
     tracing::info!(
         client_id = %grant.client_id,
         jti = %claims.jti,
-        audience = %resource.identifier,
+        audience = %target.identifier,
         grant_type = %grant.grant_type,
         "access token issued"
     );
@@ -125,24 +138,62 @@ pub async fn issue_access_token(
     })
 }
 
-/// Returns the encrypter for the resource server's public key. No usable
-/// key means no token, so the request fails closed.
-async fn recipient(
+/// Resolves the audience's identifier, token lifetime, signing algorithm
+/// and encrypter. No usable encryption key means no token, so the request
+/// fails closed.
+async fn target(
     state: &AppState,
-    recipients: &RecipientCache,
-    resource: &ResourceServer,
-) -> Result<Arc<Recipient>, OAuthError> {
-    let members = state
-        .registry
-        .encryption_key(resource)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = %error, resource = %resource.identifier, "no usable encryption key");
-            OAuthError::server_error()
-        })?;
-    recipients
-        .recipient(members)
-        .map_err(|error| server_error_from(resource, &error))
+    audience: &Audience,
+    now: DateTime<Utc>,
+) -> Result<Target, OAuthError> {
+    let default_lifetime = Duration::from_std(state.config.tokens.access_token_ttl.as_duration())
+        .map_err(|_| {
+        cannot_issue(
+            &state.config.issuer,
+            "tokens.access_token_ttl is out of range",
+        )
+    })?;
+    let recipients = state.registry.recipients();
+    match audience {
+        Audience::Tessera => {
+            let issuer = state.config.issuer.as_str();
+            let key = state
+                .keys
+                .encryption_key(now)
+                .ok_or_else(|| cannot_issue(issuer, "Tessera has no current encryption key"))?;
+            let recipient = recipients
+                .recipient(key.public_jwk.as_ref().clone())
+                .map_err(|error| mint_failed(issuer, &error))?;
+            Ok(Target {
+                identifier: issuer.to_owned(),
+                lifetime: default_lifetime,
+                algorithm: OWN_TOKEN_ALG,
+                recipient,
+            })
+        }
+        Audience::Resource(resource) => {
+            let identifier = resource.identifier.as_str();
+            let algorithm = SigningAlg::parse(&resource.signing_alg).ok_or_else(|| {
+                cannot_issue(identifier, "the signing algorithm is not supported")
+            })?;
+            let members = state
+                .registry
+                .encryption_key(resource)
+                .await
+                .map_err(|error| mint_failed(identifier, &error))?;
+            let recipient = recipients
+                .recipient(members)
+                .map_err(|error| mint_failed(identifier, &error))?;
+            Ok(Target {
+                identifier: identifier.to_owned(),
+                lifetime: resource
+                    .access_token_ttl_seconds
+                    .map_or(default_lifetime, Duration::seconds),
+                algorithm,
+                recipient,
+            })
+        }
+    }
 }
 
 /// Returns whether minting with `algorithm` goes to the blocking pool,
@@ -152,12 +203,12 @@ fn runs_on_blocking_pool(algorithm: SigningAlg) -> bool {
     matches!(algorithm, SigningAlg::RS256 | SigningAlg::PS256)
 }
 
-fn server_error_from(resource: &ResourceServer, error: &dyn std::fmt::Display) -> OAuthError {
-    tracing::error!(error = %error, resource = %resource.identifier, "minting an access token failed");
+fn mint_failed(audience: &str, error: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %error, audience, "minting an access token failed");
     OAuthError::server_error()
 }
 
-fn server_error(resource: &ResourceServer, reason: &'static str) -> OAuthError {
-    tracing::error!(resource = %resource.identifier, reason, "cannot issue an access token");
+fn cannot_issue(audience: &str, reason: &'static str) -> OAuthError {
+    tracing::error!(audience, reason, "cannot issue an access token");
     OAuthError::server_error()
 }

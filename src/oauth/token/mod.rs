@@ -5,13 +5,11 @@
 //! (including `authorization_code` and `refresh_token`, which come with the
 //! authorization endpoint) is `unsupported_grant_type`.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
+use axum::Router;
 
 use super::client_auth;
 use super::grants::code::{exchange_code, CodeExchange};
@@ -22,25 +20,16 @@ use crate::server::AppState;
 
 mod client_credentials;
 mod issue;
-mod recipients;
 
-pub use issue::{issue_access_token, AccessTokenGrant, TokenResponse};
-pub use recipients::RecipientCache;
+pub use issue::{issue_access_token, AccessTokenGrant, Audience, TokenResponse};
 
-/// Routes `POST /token`, with one encrypter cache for its requests.
+/// Routes `POST /token`.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/token", post(token))
-        .layer(Extension(Arc::new(RecipientCache::default())))
+    Router::new().route("/token", post(token))
 }
 
-async fn token(
-    State(state): State<AppState>,
-    Extension(recipients): Extension<Arc<RecipientCache>>,
-    headers: HeaderMap,
-    form: OAuthForm,
-) -> Response {
-    match handle(&state, &recipients, &headers, &form).await {
+async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
+    match handle(&state, &headers, &form).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -48,7 +37,6 @@ async fn token(
 
 async fn handle(
     state: &AppState,
-    recipients: &RecipientCache,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Response, OAuthError> {
@@ -63,7 +51,7 @@ async fn handle(
         ));
     }
     match grant_type {
-        "client_credentials" => client_credentials::grant(state, recipients, &client, form)
+        "client_credentials" => client_credentials::grant(state, &client, form)
             .await
             .map(IntoResponse::into_response),
         "authorization_code" => {

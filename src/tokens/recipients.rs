@@ -1,6 +1,6 @@
-//! Encrypters for resource-server keys, built once per key and reused by
-//! every token request, because building one costs about as much as
-//! encrypting or more (see `mint_cost` in `tokens::access`).
+//! Encrypters for access-token recipients' keys, built once per key and
+//! reused by every token request, because building one costs about as much
+//! as encrypting or more (see `mint_cost` in `tokens::access`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
