@@ -40,12 +40,18 @@ impl Server {
     /// Binds `addr` (port 0 picks a free port, see [`Server::local_addr`]).
     pub async fn bind(state: AppState, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        Ok(Self::from_listener(state, listener))
+    }
+
+    /// Serves on a listener bound by the caller, for callers that need its
+    /// address before building `state`, such as an issuer naming the port.
+    pub fn from_listener(state: AppState, listener: TcpListener) -> Self {
         let router = crate::http::router(state.clone());
-        Ok(Self {
+        Self {
             listener,
             router,
             state,
-        })
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -14,7 +14,7 @@ use tessera::keys::{KeyAlg, SigningAlg};
 
 use crate::harness::{Backend, TestApp, TestStore};
 
-fn interop_folder() -> PathBuf {
+pub fn interop_folder() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 

@@ -23,6 +23,7 @@ mod oauth_support;
 mod oidc;
 mod registration;
 mod registry;
+mod relying_party;
 mod server;
 mod store_conformance;
 mod token;

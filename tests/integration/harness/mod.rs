@@ -12,6 +12,7 @@ use tessera::crypto::{DataKeys, MasterKey};
 use tessera::keys::{KeyManager, KeySettings};
 use tessera::server::{AppState, Server};
 use tessera::store::{self, Store};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The two store backends every conformance test runs against.
@@ -95,6 +96,31 @@ impl TestApp {
     /// Starts a server on `store` with `config` (its `database_url` is set
     /// to the store's) and `clock`.
     pub async fn spawn_configured(store: TestStore, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let listener = bind_loopback().await;
+        Self::start(store, config, clock, listener).await
+    }
+
+    /// Starts a server whose configured `issuer` and `listen` are the
+    /// loopback address it listens on. Relying parties that compare the
+    /// discovery document's `issuer` with the URL they fetched need this.
+    #[allow(dead_code)]
+    pub async fn spawn_at_own_issuer(store: TestStore, config: Config) -> Self {
+        let listener = bind_loopback().await;
+        let address = listener.local_addr().expect("local address");
+        let config = Config {
+            issuer: format!("http://{address}"),
+            listen: address,
+            ..config
+        };
+        Self::start(store, config, Arc::new(SystemClock), listener).await
+    }
+
+    async fn start(
+        store: TestStore,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+    ) -> Self {
         init_logs();
         let config = Config {
             database_url: Some(store.url.clone()),
@@ -129,9 +155,7 @@ impl TestApp {
             keys: keys.ring(),
             accounts: Arc::new(accounts),
         };
-        let server = Server::bind(state.clone(), "127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("server binds");
+        let server = Server::from_listener(state.clone(), listener);
         let address = server.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.run(async {
@@ -163,6 +187,13 @@ impl TestApp {
             .await
             .expect("request is sent")
     }
+}
+
+/// Binds a free loopback port.
+async fn bind_loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port binds")
 }
 
 impl Drop for TestApp {
