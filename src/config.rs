@@ -16,8 +16,10 @@ use url::Url;
 
 use crate::keys::{EncryptionAlg, SigningAlg};
 
+mod audit;
 mod duration;
 
+pub use audit::AuditSettings;
 pub use duration::HumanDuration;
 
 /// Prefix of the environment variables that override file keys.
@@ -58,6 +60,7 @@ pub struct Config {
     pub keys: KeySchedule,
     pub registration: RegistrationSettings,
     pub login: LoginPolicy,
+    pub audit: AuditSettings,
 }
 
 /// Log line format.
@@ -182,6 +185,7 @@ impl Default for Config {
             keys: KeySchedule::default(),
             registration: RegistrationSettings::default(),
             login: LoginPolicy::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -321,6 +325,7 @@ impl Config {
         self.argon2.validate()?;
         self.keys.validate(&self.tokens)?;
         self.login.validate()?;
+        self.audit.validate()?;
         self.validate_master_key()?;
         Ok(())
     }

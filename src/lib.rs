@@ -2,6 +2,7 @@
 //! tokens are encrypted to the resource server they are meant for.
 
 pub mod accounts;
+pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod clock;

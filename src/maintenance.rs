@@ -1,6 +1,7 @@
-//! Background pruning of expired records: access-token records and client
-//! assertion `jti`s. Every instance runs it; the deletes are idempotent, so
-//! instances need no coordination.
+//! Background pruning of expired records: access-token records, client
+//! assertion `jti`s, and audit events older than `audit.retention`. Every
+//! instance runs it; the deletes are idempotent, so instances need no
+//! coordination.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,13 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub const PRUNE_BATCH: u32 = 1000;
 
 /// Deletes every access-token record and assertion `jti` that expired
-/// before now; returns the number of rows deleted.
-pub async fn prune_expired(store: &dyn Store, clock: &dyn Clock) -> Result<u64, StoreError> {
+/// before now, and every audit event older than `audit_retention`; returns
+/// the number of rows deleted.
+pub async fn prune_expired(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    audit_retention: chrono::Duration,
+) -> Result<u64, StoreError> {
     let now = clock.now();
     let mut deleted = 0;
     loop {
@@ -29,6 +35,15 @@ pub async fn prune_expired(store: &dyn Store, clock: &dyn Clock) -> Result<u64, 
         }
     }
     deleted += store.prune_assertion_jtis(now).await?;
+    loop {
+        let batch = store
+            .prune_audit_events(now - audit_retention, PRUNE_BATCH)
+            .await?;
+        deleted += batch;
+        if batch < u64::from(PRUNE_BATCH) {
+            break;
+        }
+    }
     Ok(deleted)
 }
 
@@ -36,6 +51,7 @@ pub async fn prune_expired(store: &dyn Store, clock: &dyn Clock) -> Result<u64, 
 pub fn spawn_pruner(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    audit_retention: chrono::Duration,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -46,7 +62,7 @@ pub fn spawn_pruner(
                 _ = ticks.tick() => {}
                 _ = stop.changed() => break,
             }
-            match prune_expired(store.as_ref(), clock.as_ref()).await {
+            match prune_expired(store.as_ref(), clock.as_ref(), audit_retention).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::debug!(deleted, "pruned expired records"),
                 Err(error) => {

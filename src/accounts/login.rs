@@ -23,10 +23,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::{AuditEvent, FailurePolicy, Store, StoreError, UserRecord};
 
-/// Audit event kinds written here.
-pub const LOGIN_FAILURE: &str = "login.failure";
-pub const LOGIN_LOCKOUT: &str = "login.lockout";
-pub const LOGIN_SUCCESS: &str = "login.success";
+pub use crate::audit::kind::{LOGIN_FAILURE, LOGIN_LOCKOUT, LOGIN_SUCCESS};
 
 /// A login form as submitted.
 pub struct LoginAttempt<'a> {
@@ -178,8 +175,7 @@ async fn upgrade_hash(
     }
 }
 
-/// Writes an audit event; a failure to write is logged, not returned, so
-/// the audit log cannot turn a login into an error page.
+/// Records a login audit event.
 async fn audit(
     store: &dyn Store,
     attempt: &LoginAttempt<'_>,
@@ -187,15 +183,18 @@ async fn audit(
     user: Option<&UserRecord>,
     now: DateTime<Utc>,
 ) {
+    let subject = user.map(|user| user.id.to_string());
     let event = AuditEvent {
-        time: now,
-        kind: kind.to_owned(),
-        subject: user.map(|user| user.id.to_string()),
+        // Only a successful login shows who acted.
+        actor: subject
+            .as_deref()
+            .filter(|_| kind == LOGIN_SUCCESS)
+            .map(crate::audit::user_actor),
+        subject,
         client_id: Some(attempt.client_id.to_owned()),
         ip: Some(attempt.ip.to_string()),
         request_id: attempt.request_id.map(str::to_owned),
+        ..AuditEvent::new(kind, now)
     };
-    if let Err(error) = store.record_audit_event(&event).await {
-        tracing::error!(%error, kind, "cannot write audit event");
-    }
+    crate::audit::record(store, &event).await;
 }

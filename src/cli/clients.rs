@@ -140,6 +140,10 @@ async fn dispatch(admin: &Admin, output: &Output, command: ClientsCommand) -> an
                 bail!("client {client_id} not found");
             }
             tracing::info!(%client_id, "client deleted");
+            let actor = crate::audit::CLI_ACTOR.to_owned();
+            let kind = crate::audit::kind::CLIENT_DELETED;
+            let now = admin.clock.now();
+            clients::record_change(admin.store.as_ref(), kind, &client_id, actor, now).await;
             output.print(&json!({ "client_id": client_id, "deleted": true }), || {
                 format!("deleted client {client_id}")
             })

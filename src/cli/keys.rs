@@ -12,6 +12,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Output;
+use crate::audit::{kind, record_change, Change, CLI_ACTOR};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey};
@@ -104,6 +105,13 @@ async fn rotate(
     let keys = summaries(store.as_ref()).await?;
     let names: Vec<&str> = rotated.iter().map(|alg| alg.as_str()).collect();
     tracing::info!(algs = ?names, force = args.force, "keys rotated");
+    let change = Change {
+        kind: kind::KEY_ROTATED,
+        actor: CLI_ACTOR.to_owned(),
+        client_id: None,
+        detail: Some(names.join(" ")),
+    };
+    record_change(store.as_ref(), change, SystemClock.now()).await;
     output.print(&keys, || {
         format!(
             "rotated {}: each next key is now current and a fresh next key is published\n{}",
@@ -123,6 +131,13 @@ async fn revoke(
     let revocation = manager.revoke(kid).await?;
     let keys = summaries(store.as_ref()).await?;
     tracing::info!(kid, alg = %revocation.alg, "key revoked");
+    let change = Change {
+        kind: kind::KEY_REVOKED,
+        actor: CLI_ACTOR.to_owned(),
+        client_id: None,
+        detail: Some(kid.to_owned()),
+    };
+    record_change(store.as_ref(), change, SystemClock.now()).await;
     let promoted = revocation.previous_state == KeyState::Current;
     let document = json!({
         "revoked": kid,

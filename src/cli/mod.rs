@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError, LogFormat};
 
 mod admin;
+mod audit;
 mod clients;
 mod keys;
 mod master_key;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -143,6 +147,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys { command } => keys::run(&config, command, &output).await?,
         Command::MasterKey { command } => master_key::run(&config, command, &output).await?,
         Command::Users(command) => users::run(&config, &output, command).await?,
+        Command::Audit(command) => audit::run(&config, &output, command).await?,
     }
     Ok(())
 }

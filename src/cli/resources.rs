@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::admin::Admin;
 use super::clients::pretty;
 use super::Output;
+use crate::audit::{kind, record_change, Change, CLI_ACTOR};
 use crate::config::{Config, HumanDuration};
 use crate::public_keys::{read_key_file, KeyPurpose, KeySetFetcher};
 use crate::resources::{self, ResourceRequest};
@@ -95,6 +96,13 @@ async fn dispatch(admin: &Admin, output: &Output, command: ResourcesCommand) -> 
                 bail!("resource server {identifier} not found");
             }
             tracing::info!(%identifier, "resource server deleted");
+            let change = Change {
+                kind: kind::RESOURCE_DELETED,
+                actor: CLI_ACTOR.to_owned(),
+                client_id: None,
+                detail: Some(identifier.clone()),
+            };
+            record_change(admin.store.as_ref(), change, admin.clock.now()).await;
             output.print(
                 &json!({ "identifier": identifier, "deleted": true }),
                 || format!("deleted resource server {identifier}"),

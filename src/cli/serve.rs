@@ -90,7 +90,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
     let sweeper = tokio::spawn(crate::accounts::sweeper::run(state.clone()));
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
-    let pruner = maintenance::spawn_pruner(state.store.clone(), state.clock.clone(), stopped);
+    let pruner = maintenance::spawn_pruner(
+        state.store.clone(),
+        state.clock.clone(),
+        state.config.audit.retention.as_chrono(),
+        stopped,
+    );
 
     let served = server.run(server::shutdown_signal()).await;
     scheduler.abort();

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::{client_actor, kind, Change, CLI_ACTOR};
 use crate::crypto::{random_bytes, random_token, Digester};
 use crate::secret::SecretString;
 use crate::store::{AuthMethod, Client, Store, StoreError};
@@ -111,6 +112,8 @@ pub async fn register(
         self_registered = client.self_registered,
         "client registered"
     );
+    let actor = actor_of(registrar, &client.client_id);
+    record_change(store, kind::CLIENT_CREATED, &client.client_id, actor, now).await;
     Ok(RegisteredClient {
         client,
         client_secret,
@@ -168,6 +171,8 @@ pub async fn update_registration(
         updated_at: now,
     };
     store.update_client(&client).await?;
+    let actor = actor_of(registrar, &client.client_id);
+    record_change(store, kind::CLIENT_UPDATED, &client.client_id, actor, now).await;
     Ok((client, new_secret))
 }
 
@@ -195,7 +200,36 @@ pub async fn rotate_secret(
         .set_client_secret(client_id, &digester.digest(secret.expose()), now)
         .await?;
     tracing::info!(%client_id, "client secret rotated");
+    let actor = CLI_ACTOR.to_owned();
+    record_change(store, kind::CLIENT_SECRET_ROTATED, client_id, actor, now).await;
     Ok(secret)
+}
+
+/// Records a change to a client in the audit log.
+pub async fn record_change(
+    store: &dyn Store,
+    kind: &str,
+    client_id: &str,
+    actor: String,
+    now: DateTime<Utc>,
+) {
+    let change = Change {
+        kind,
+        actor,
+        client_id: Some(client_id),
+        detail: None,
+    };
+    crate::audit::record_change(store, change, now).await;
+}
+
+/// Returns who changes a client: an operator through the CLI, or the
+/// self-registered client through its registration access token.
+fn actor_of(registrar: Registrar, client_id: &str) -> String {
+    if registrar.is_self_service() {
+        client_actor(client_id)
+    } else {
+        CLI_ACTOR.to_owned()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -368,6 +368,7 @@ impl KeyManager {
             self.store.apply_key_changes(&key_changes).await?;
             self.store.bump_generation(KEYS_TOPIC).await?;
             log_changes(&key_changes);
+            self.audit_new_keys(&key_changes, now).await;
         }
         self.reload().await?;
         Ok(value)
@@ -417,6 +418,23 @@ impl KeyManager {
             sealed_private_key: sealed,
             times,
         })
+    }
+}
+
+impl KeyManager {
+    /// Records each published key in the audit log. The key manager makes
+    /// keys for the schedule and for the CLI's `keys rotate` alike, so the
+    /// actor is the server; the CLI records its own command.
+    async fn audit_new_keys(&self, changes: &KeyChanges, now: DateTime<Utc>) {
+        for key in &changes.inserted {
+            let change = crate::audit::Change {
+                kind: crate::audit::kind::KEY_CREATED,
+                actor: crate::audit::SERVER_ACTOR.to_owned(),
+                client_id: None,
+                detail: Some(format!("{} {}", key.kid, key.alg)),
+            };
+            crate::audit::record_change(self.store.as_ref(), change, now).await;
+        }
     }
 }
 

@@ -312,6 +312,16 @@ async fn delete_registration(
     state.store.delete_client(&client_id).await?;
     state.registry.invalidate_clients();
     tracing::info!(%client_id, "self-registered client deleted");
+    let actor = crate::audit::client_actor(&client_id);
+    let kind = crate::audit::kind::CLIENT_DELETED;
+    clients::record_change(
+        state.store.as_ref(),
+        kind,
+        &client_id,
+        actor,
+        state.clock.now(),
+    )
+    .await;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 

@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::Router;
 
 use super::client_auth;
+use crate::audit::kind;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::oauth::grants::audit;
@@ -59,7 +60,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Resu
             .map_err(failed)?;
         if revoked {
             tracing::info!(client_id = %client.client_id, "grant revoked with its refresh token");
-            audit(state, "grant.revoked", None, &client.client_id).await;
+            audit(state, kind::GRANT_REVOKED, None, &client.client_id).await;
         }
         return Ok(());
     }
@@ -71,6 +72,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Resu
         .map_err(failed)?;
     if revoked {
         tracing::info!(client_id = %client.client_id, "access token revoked");
+        audit(state, kind::ACCESS_TOKEN_REVOKED, None, &client.client_id).await;
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::crypto::random_token;
 use crate::http::{error_page, with_security_headers};
 use crate::server::AppState;
-use crate::store::Client;
+use crate::store::{AuditEvent, Client, SessionRecord};
 
 /// Characters left unencoded in `state`: RFC 3986 unreserved.
 const STATE_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -177,8 +177,11 @@ async fn finish(
     let cookie_name = session_cookie_name(&state.config);
     if let Some(id) = cookie_value(headers, cookie_name) {
         let digest = state.data_keys.digester.digest(id);
-        if let Err(error) = state.store.delete_session(&digest).await {
-            return internal_error(state, &error);
+        let session = state.store.session(&digest).await.ok().flatten();
+        match state.store.delete_session(&digest).await {
+            Ok(true) => record_session_end(state, checked, session).await,
+            Ok(false) => {}
+            Err(error) => return internal_error(state, &error),
         }
     }
     let mut response = match &checked.redirect {
@@ -281,4 +284,19 @@ fn internal_error(state: &AppState, error: &dyn std::error::Error) -> Response {
         "Something went wrong",
         "Tessera could not complete this request. Please try again in a moment.",
     )
+}
+
+/// Records the end of a session in the audit log.
+async fn record_session_end(state: &AppState, checked: &Checked, session: Option<SessionRecord>) {
+    let subject = session.map(|session| session.user_id.to_string());
+    let event = AuditEvent {
+        actor: subject.as_deref().map(crate::audit::user_actor),
+        subject,
+        client_id: checked
+            .client
+            .as_ref()
+            .map(|client| client.client_id.clone()),
+        ..AuditEvent::new(crate::audit::kind::SESSION_ENDED, state.clock.now())
+    };
+    crate::audit::record(state.store.as_ref(), &event).await;
 }

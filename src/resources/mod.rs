@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::audit::{kind, record_change, Change, CLI_ACTOR};
 use crate::clients::metadata::{check_resource_uri, is_scope_token, BUILT_IN_SCOPES};
 use crate::clients::names::check_name;
 use crate::clients::new_client_id;
@@ -115,6 +116,13 @@ pub async fn create(
     };
     store.insert_resource_server(&resource).await?;
     tracing::info!(identifier = %resource.identifier, "resource server created");
+    let change = Change {
+        kind: kind::RESOURCE_CREATED,
+        actor: CLI_ACTOR.to_owned(),
+        client_id: None,
+        detail: Some(resource.identifier.clone()),
+    };
+    record_change(store, change, now).await;
     Ok(CreatedResource {
         resource,
         introspection_secret: secret,

@@ -18,6 +18,27 @@ pub struct AuditEvent {
     /// The client's network address.
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    /// Who acted: `user:<id>`, `client:<id>`, `cli` or `server`.
+    pub actor: Option<String>,
+    /// A short, secret-free description, such as a key id or the scopes a
+    /// user approved.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// Starts an event of `kind` at `time` with every other field empty.
+    pub fn new(kind: &str, time: DateTime<Utc>) -> Self {
+        Self {
+            time,
+            kind: kind.to_owned(),
+            subject: None,
+            client_id: None,
+            ip: None,
+            request_id: None,
+            actor: None,
+            detail: None,
+        }
+    }
 }
 
 #[async_trait]
@@ -26,4 +47,11 @@ pub trait AuditStore {
 
     /// Returns up to `limit` events, newest first.
     async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Deletes up to `limit` events older than `before`; returns how many.
+    async fn prune_audit_events(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }

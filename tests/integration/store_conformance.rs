@@ -560,11 +560,23 @@ async fn maintenance_prunes_past_one_batch(test: TestStore) {
         .consume_assertion_jti("rp3", "j-old", at(60), at(0))
         .await
         .unwrap();
+    for (kind, seconds) in [
+        ("login.failure", 0),
+        ("login.success", 59),
+        ("login.lockout", 61),
+    ] {
+        let event = tessera::store::AuditEvent::new(kind, at(seconds));
+        test.store.record_audit_event(&event).await.unwrap();
+    }
     let clock = tessera::clock::ManualClock::new(at(120));
-    let deleted = tessera::maintenance::prune_expired(test.store.as_ref(), &clock)
+    let retention = chrono::Duration::seconds(60);
+    let deleted = tessera::maintenance::prune_expired(test.store.as_ref(), &clock, retention)
         .await
         .unwrap();
-    assert_eq!(deleted, (batch + 5 + 1) as u64);
+    assert_eq!(deleted, (batch + 5 + 1 + 2) as u64);
+    let kept = test.store.recent_audit_events(10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].kind, "login.lockout");
     assert!(test
         .store
         .find_access_token("digest-fresh")
@@ -825,7 +837,9 @@ async fn audit_events_are_listed_newest_first(test: TestStore) {
             subject: Some("user-1".into()),
             client_id: Some("rp1".into()),
             ip: Some("127.0.0.1".into()),
-            request_id: None,
+            request_id: Some(format!("req-{index}")),
+            actor: Some("user:user-1".into()),
+            detail: Some("scope openid".into()),
         };
         test.store.record_audit_event(&event).await.unwrap();
     }
@@ -833,4 +847,7 @@ async fn audit_events_are_listed_newest_first(test: TestStore) {
     let kinds: Vec<&str> = events.iter().map(|event| event.kind.as_str()).collect();
     assert_eq!(kinds, ["login.lockout", "login.failure"]);
     assert_eq!(events[0].time, at(1));
+    assert_eq!(events[0].request_id.as_deref(), Some("req-1"));
+    assert_eq!(events[0].actor.as_deref(), Some("user:user-1"));
+    assert_eq!(events[0].detail.as_deref(), Some("scope openid"));
 }

@@ -16,7 +16,7 @@ use super::{
 use crate::accounts::consent::{describe_scope, merge_scopes, scopes_to_ask};
 use crate::accounts::login_transactions::issuer_path;
 use crate::server::AppState;
-use crate::store::LoginOutcome;
+use crate::store::{AuditEvent, LoginOutcome};
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -112,6 +112,14 @@ pub async fn submit(
             if let Err(error) = saved.await {
                 return internal_error(&state, &error);
             }
+            let event = AuditEvent {
+                subject: Some(user.id.to_string()),
+                client_id: Some(client_id.clone()),
+                actor: Some(crate::audit::user_actor(user.id)),
+                detail: Some(format!("scope {}", transaction.scopes.join(" "))),
+                ..AuditEvent::new(crate::audit::kind::CONSENT_GRANTED, state.clock.now())
+            };
+            crate::audit::record(store, &event).await;
             LoginOutcome::Approved {
                 user_id: user.id,
                 auth_time: session.auth_time,

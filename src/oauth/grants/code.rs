@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
 use super::{audit, store_failed, INVALID_GRANT};
+use crate::audit::kind;
 use crate::crypto::random_token;
 use crate::http::error::OAuthError;
 use crate::oauth::authorize::request::AuthorizationRequest;
@@ -117,7 +118,7 @@ pub async fn exchange_code(
                 .await
                 .map_err(|error| store_failed(&error, "grant revocation"))?;
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed");
-            audit(state, "authorization_code.replay", None, &client.client_id).await;
+            audit(state, kind::CODE_REPLAY, None, &client.client_id).await;
             return Err(INVALID_GRANT);
         }
     };

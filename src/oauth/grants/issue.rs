@@ -22,7 +22,7 @@ use crate::oauth::scope::Scopes;
 pub use crate::oauth::token::Audience;
 use crate::oauth::token::{issue_access_token, AccessTokenGrant};
 use crate::server::AppState;
-use crate::store::{Client, GrantRecord, RefreshTokenRecord, ResourceServer};
+use crate::store::{AuditEvent, Client, GrantRecord, RefreshTokenRecord, ResourceServer};
 use crate::tokens::id_token::{IdTokenClaims, IdTokenRequest, UserClaims};
 
 const INVALID_TARGET: OAuthError = OAuthError::new(
@@ -182,6 +182,14 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     }
 
     tracing::info!(client_id = %client.client_id, grant_type = issue.grant_type, "tokens issued");
+    let event = AuditEvent {
+        subject: Some(subject.clone()),
+        client_id: Some(client.client_id.clone()),
+        actor: Some(crate::audit::client_actor(&client.client_id)),
+        detail: Some(format!("{}; scope {scope}", issue.grant_type)),
+        ..AuditEvent::new(crate::audit::kind::TOKENS_ISSUED, now)
+    };
+    crate::audit::record(state.store.as_ref(), &event).await;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

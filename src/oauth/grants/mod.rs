@@ -22,18 +22,15 @@ pub(crate) fn store_failed(error: &StoreError, step: &'static str) -> OAuthError
     OAuthError::server_error()
 }
 
-/// Records an audit event; a failure to record is logged, not returned,
-/// so the response the client gets does not depend on it.
+/// Records an audit event about `client_id`'s grant; a failure to record
+/// is logged, not returned, so the response the client gets does not
+/// depend on it.
 pub(crate) async fn audit(state: &AppState, kind: &str, subject: Option<String>, client_id: &str) {
     let event = AuditEvent {
-        time: state.clock.now(),
-        kind: kind.to_owned(),
         subject,
         client_id: Some(client_id.to_owned()),
-        ip: None,
-        request_id: None,
+        actor: Some(crate::audit::client_actor(client_id)),
+        ..AuditEvent::new(kind, state.clock.now())
     };
-    if let Err(error) = state.store.record_audit_event(&event).await {
-        tracing::error!(error = ?error, kind, "cannot record an audit event");
-    }
+    crate::audit::record(state.store.as_ref(), &event).await;
 }

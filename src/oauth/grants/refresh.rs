@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
 use super::{audit, store_failed, INVALID_GRANT};
+use crate::audit::kind;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
@@ -127,7 +128,7 @@ async fn revoke_on_reuse(
         .ok()
         .flatten()
         .map(|grant| grant.user_id.to_string());
-    audit(state, "refresh_token.reuse", subject, &client.client_id).await;
+    audit(state, kind::REFRESH_REUSE, subject, &client.client_id).await;
     Ok(())
 }
 
