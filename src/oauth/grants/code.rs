@@ -22,6 +22,7 @@ use crate::oauth::authorize::request::AuthorizationRequest;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AuthorizationCodeRecord, Client, CodeConsumption, GrantRecord, StoreError};
+use crate::telemetry::metrics;
 
 /// The user's side of an approved authorization.
 pub struct Approval {
@@ -117,6 +118,7 @@ pub async fn exchange_code(
                 .await
                 .map_err(|error| store_failed(&error, "grant revocation"))?;
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed");
+            metrics::authorization_code_replay();
             audit(state, "authorization_code.replay", None, &client.client_id).await;
             return Err(INVALID_GRANT);
         }

@@ -21,6 +21,7 @@ use crate::keys::SigningAlg;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, Client, GrantRecord, RefreshTokenRecord, ResourceServer};
+use crate::telemetry::metrics;
 use crate::tokens::access::{mint, AccessTokenClaims, AccessTokenRequest};
 use crate::tokens::id_token::{IdTokenClaims, IdTokenRequest, UserClaims};
 
@@ -298,6 +299,7 @@ async fn access_token(
         .insert_access_token(&record)
         .await
         .map_err(|error| store_failed(&error, "access token insert"))?;
+    metrics::access_token_issued(issue.grant_type, &record.audience);
     Ok((token, claims.exp - claims.iat))
 }
 
