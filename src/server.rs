@@ -125,31 +125,49 @@ async fn stopped_by(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Returns a future that completes on SIGINT or SIGTERM. On Unix this call
+/// installs the handlers, rather than the future's first poll, so a signal
+/// that arrives before the runtime polls the future still shuts the server
+/// down gracefully instead of killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            received(signal(SignalKind::interrupt()), "SIGINT"),
+            received(signal(SignalKind::terminate()), "SIGTERM"),
+        )
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    let (interrupt, terminate) = (
+        async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+        std::future::pending::<()>(),
+    );
 
-    tokio::select! {
-        () = interrupt => tracing::info!("received SIGINT, shutting down"),
-        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+    async move {
+        tokio::select! {
+            () = interrupt => tracing::info!("received SIGINT, shutting down"),
+            () = terminate => tracing::info!("received SIGTERM, shutting down"),
+        }
+    }
+}
+
+/// Completes when the installed `handler` receives its signal, or never
+/// when it could not be installed.
+#[cfg(unix)]
+async fn received(handler: std::io::Result<tokio::signal::unix::Signal>, name: &'static str) {
+    match handler {
+        Ok(mut handler) => {
+            handler.recv().await;
+        }
+        Err(error) => {
+            tracing::error!(%error, signal = name, "cannot listen for the signal");
+            std::future::pending::<()>().await;
+        }
     }
 }
