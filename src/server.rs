@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -29,10 +30,12 @@ pub struct AppState {
     pub accounts: Arc<crate::accounts::Accounts>,
 }
 
-/// A server bound to its listener and ready to run.
+/// A server bound to its listener, and to a metrics listener when one is
+/// configured, and ready to run.
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
 }
 
@@ -50,56 +53,127 @@ impl Server {
         Self {
             listener,
             router,
+            metrics: None,
             state,
         }
+    }
+
+    /// Binds a second listener on `addr` that serves `GET /metrics` only,
+    /// and installs the process's metrics recorder.
+    pub async fn bind_metrics(mut self, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let handle = crate::telemetry::metrics::install();
+        let router = crate::http::metrics::router(self.state.clone(), handle);
+        self.metrics = Some((listener, router));
+        Ok(self)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish, and closes the store's pool.
+    /// Returns the address of the metrics listener, if one is bound.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting on both
+    /// listeners, lets in-flight requests finish, and closes the store's
+    /// pool.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        self.state.store.close().await;
-        served
+        let Self {
+            listener,
+            router,
+            metrics,
+            state,
+        } = self;
+        let (stop, stopped) = watch::channel(false);
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            stop.send_replace(true);
+        });
+
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let main_stopped = stopped_by(stopped.clone());
+        let main = async move {
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(main_stopped)
+                .await;
+            // Dropping the sender stops the metrics listener too, should the
+            // main one ever stop on its own.
+            signal.abort();
+            served
+        };
+        let metrics = async move {
+            match metrics {
+                Some((listener, router)) => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopped_by(stopped))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (served, metrics_served) = tokio::join!(main, metrics);
+        state.store.close().await;
+        served.and(metrics_served)
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes once `stopped` is `true`, or when its sender is dropped.
+async fn stopped_by(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender was dropped, which also ends serving.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Returns a future that completes on SIGINT or SIGTERM. On Unix this call
+/// installs the handlers, rather than the future's first poll, so a signal
+/// that arrives before the runtime polls the future still shuts the server
+/// down gracefully instead of killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            received(signal(SignalKind::interrupt()), "SIGINT"),
+            received(signal(SignalKind::terminate()), "SIGTERM"),
+        )
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    let (interrupt, terminate) = (
+        async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+        std::future::pending::<()>(),
+    );
 
-    tokio::select! {
-        () = interrupt => tracing::info!("received SIGINT, shutting down"),
-        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+    async move {
+        tokio::select! {
+            () = interrupt => tracing::info!("received SIGINT, shutting down"),
+            () = terminate => tracing::info!("received SIGTERM, shutting down"),
+        }
+    }
+}
+
+/// Completes when the installed `handler` receives its signal, or never
+/// when it could not be installed.
+#[cfg(unix)]
+async fn received(handler: std::io::Result<tokio::signal::unix::Signal>, name: &'static str) {
+    match handler {
+        Ok(mut handler) => {
+            handler.recv().await;
+        }
+        Err(error) => {
+            tracing::error!(%error, signal = name, "cannot listen for the signal");
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -22,6 +22,7 @@ use super::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::{AuditEvent, FailurePolicy, Store, StoreError, UserRecord};
+use crate::telemetry::metrics;
 
 pub use crate::audit::kind::{LOGIN_FAILURE, LOGIN_LOCKOUT, LOGIN_SUCCESS};
 
@@ -51,8 +52,34 @@ pub enum LoginResult {
     Busy,
 }
 
-/// Checks a login attempt and counts its failure or success.
+impl LoginResult {
+    /// Returns the `result` label of the login attempt metric.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Success(_) => "success",
+            Self::Failed => "failure",
+            Self::Invalid => "invalid",
+            Self::AddressBlocked { .. } => "address_blocked",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+/// Checks a login attempt, counts its failure or success, and records its
+/// result in the metrics.
 pub async fn authenticate(
+    accounts: &Accounts,
+    store: &dyn Store,
+    config: &Config,
+    clock: &dyn Clock,
+    attempt: LoginAttempt<'_>,
+) -> Result<LoginResult, StoreError> {
+    let result = check_attempt(accounts, store, config, clock, attempt).await?;
+    metrics::login_attempt(result.metric_label());
+    Ok(result)
+}
+
+async fn check_attempt(
     accounts: &Accounts,
     store: &dyn Store,
     config: &Config,
@@ -133,6 +160,7 @@ pub async fn authenticate(
             .await?;
         if counted.is_some_and(|count| count.locked_now) {
             tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
+            metrics::login_lockout();
             audit(store, &attempt, LOGIN_LOCKOUT, Some(user), now).await;
         }
     }
@@ -197,4 +225,42 @@ async fn audit(
         ..AuditEvent::new(kind, now)
     };
     crate::audit::record(store, &event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::LOGIN_RESULTS;
+
+    /// Every result maps to a label that the metrics start at zero, and no
+    /// two results share one.
+    #[test]
+    fn metric_labels_are_declared_results() {
+        let now = Utc::now();
+        let user = UserRecord {
+            id: uuid::Uuid::nil(),
+            username: "u".into(),
+            email: None,
+            email_verified: false,
+            given_name: None,
+            family_name: None,
+            disabled: false,
+            password_hash: String::new(),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let results = [
+            LoginResult::Success(Box::new(user)),
+            LoginResult::Failed,
+            LoginResult::Invalid,
+            LoginResult::AddressBlocked {
+                retry_after: Duration::from_secs(1),
+            },
+            LoginResult::Busy,
+        ];
+        let labels: Vec<&str> = results.iter().map(LoginResult::metric_label).collect();
+        assert_eq!(labels, LOGIN_RESULTS);
+    }
 }

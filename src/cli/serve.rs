@@ -19,6 +19,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// Address of the Prometheus metrics listener, which serves `GET
+    /// /metrics` (overrides `metrics_listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Do not apply migrations at start-up (PostgreSQL only); the schema must
     /// already be current.
     #[arg(long)]
@@ -29,10 +34,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if let Some(address) = config.metrics_listen {
-        // TODO: serve Prometheus metrics on `metrics_listen`; until then the
-        // setting is accepted (scripts set it) but nothing listens there.
-        tracing::warn!(%address, "metrics_listen is set, but this release serves no metrics yet");
+    if let Some(metrics_listen) = args.metrics_listen {
+        config.metrics_listen = Some(metrics_listen);
+    }
+    if config.metrics_listen.is_some() {
+        // Installed before anything records, so that start-up is counted.
+        crate::telemetry::metrics::install();
     }
     // The master key comes first, so that a missing one stops start-up
     // before anything touches the database.
@@ -82,11 +89,20 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         registry,
         keys,
     };
-    let server = Server::bind(state.clone(), listen)
+    let mut server = Server::bind(state.clone(), listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    if let Some(metrics_listen) = state.config.metrics_listen {
+        server = server
+            .bind_metrics(metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_listen} (metrics_listen)"))?;
+    }
     let address = server.local_addr()?;
     tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
+    if let Some(address) = server.metrics_addr().transpose()? {
+        tracing::info!(%address, "metrics listening");
+    }
 
     let sweeper = tokio::spawn(crate::accounts::sweeper::run(state.clone()));
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);

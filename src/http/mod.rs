@@ -16,6 +16,7 @@ mod error_page;
 pub mod form;
 mod health;
 mod jwks;
+pub mod metrics;
 mod security_headers;
 
 pub use error_page::error_page;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

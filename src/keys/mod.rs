@@ -7,11 +7,13 @@
 //! - [`jwks`]: the JWKS document and its ETag.
 //! - [`scheduler`]: reloads, scheduled rotations under a store lease, and
 //!   the operations behind `tessera keys rotate` and `revoke`.
+//! - `observed`: the key rotation and key age metrics.
 
 mod alg;
 pub mod generate;
 pub mod jwks;
 pub mod lifecycle;
+mod observed;
 pub mod ring;
 pub mod scheduler;
 

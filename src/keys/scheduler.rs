@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::generate::{self, GeneratedKey};
 use super::lifecycle::{self, Plan, PlanChanges, Revocation, Schedule};
+use super::observed::ObservedKeys;
 use super::ring::{sealing_context, KeyRing, Snapshot};
 use super::{KeyAlg, KeyError};
 use crate::clock::Clock;
@@ -124,6 +125,8 @@ pub struct KeyManager {
     ring: Arc<KeyRing>,
     /// This process's lease holder name.
     holder: String,
+    /// The current keys at the previous look, for the rotation metrics.
+    observed: ObservedKeys,
 }
 
 impl KeyManager {
@@ -140,6 +143,7 @@ impl KeyManager {
             settings,
             ring: Arc::new(KeyRing::new()),
             holder: format!("tessera-{}", uuid::Uuid::new_v4()),
+            observed: ObservedKeys::default(),
         }
     }
 
@@ -162,6 +166,7 @@ impl KeyManager {
         loop {
             self.reload().await?;
             if !self.lacks_current_key() {
+                self.observe_current_keys();
                 return Ok(());
             }
             if self.schedule_due().await?.is_some() {
@@ -205,7 +210,10 @@ impl KeyManager {
             let mut failures: u64 = 0;
             loop {
                 interval.tick().await;
-                match self.tick().await {
+                let ticked = self.tick().await;
+                // Keys become current as time passes, with or without the store.
+                self.observe_current_keys();
+                match ticked {
                     Ok(()) => {
                         if failures > 0 {
                             tracing::info!(failures, "key ring updates work again");
@@ -221,6 +229,21 @@ impl KeyManager {
                 }
             }
         })
+    }
+
+    /// Updates the key rotation and key age metrics from the loaded ring.
+    fn observe_current_keys(&self) {
+        let Some(snapshot) = self.ring.snapshot() else {
+            return;
+        };
+        let now = self.clock.now();
+        let current = self
+            .settings
+            .slots
+            .iter()
+            .filter_map(|alg| snapshot.current(*alg, now))
+            .map(|key| (key.alg, key.kid.as_str(), key.times.activates_at));
+        self.observed.observe(current, now);
     }
 
     /// Reloads the ring when the store's `keys` generation differs from

@@ -128,6 +128,34 @@ pub trait Store:
 
     /// Closes the pool, waiting for checked-out connections to return.
     async fn close(&self);
+
+    /// Returns how many pooled connections are in use and idle right now.
+    fn pool_usage(&self) -> PoolUsage;
+}
+
+/// A snapshot of the connection pool, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections checked out by a query or transaction.
+    pub in_use: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// Maximum number of connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolUsage {
+    /// Reads the usage of a sqlx pool. `num_idle()` and `size()` are two
+    /// reads, not one snapshot, so while connections come and go the split
+    /// may be off by the few that moved in between.
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        Self {
+            in_use: pool.size().saturating_sub(idle),
+            idle,
+            max: pool.options().get_max_connections(),
+        }
+    }
 }
 
 /// Opens the store named by `url` (`postgres://` or `sqlite://`).

@@ -10,7 +10,7 @@ use crate::harness::postgres;
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// A `tessera` command in `folder`, with no `TESSERA_*` variables inherited.
-fn tessera(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn tessera(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command.current_dir(folder).args(args);
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
@@ -204,7 +204,7 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
     assert!(logs.contains("created a development master key"), "{logs}");
 }
 
-fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+pub(crate) fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     tessera(folder, args, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -213,7 +213,7 @@ fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
 }
 
 /// Sends SIGTERM and collects the output.
-fn stop(child: Child) -> Output {
+pub(crate) fn stop(child: Child) -> Output {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -223,7 +223,7 @@ fn stop(child: Child) -> Output {
 }
 
 /// Polls `url` for up to 20 seconds; returns the first status received.
-async fn wait_for(url: &str) -> Option<u16> {
+pub(crate) async fn wait_for(url: &str) -> Option<u16> {
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if let Ok(response) = client.get(url).send().await {
@@ -234,7 +234,7 @@ async fn wait_for(url: &str) -> Option<u16> {
     None
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -20,6 +20,7 @@ mod key_store;
 mod keys;
 mod keys_cli;
 mod login;
+mod metrics;
 mod oauth_support;
 mod oidc;
 mod registration;

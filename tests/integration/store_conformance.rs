@@ -40,6 +40,7 @@ macro_rules! conformance {
 
 conformance!(
     ping_succeeds,
+    pool_usage_counts_checked_out_connections,
     migrate_is_idempotent,
     schema_check_passes_after_migrate,
     schema_newer_than_binary_is_rejected,
@@ -83,6 +84,48 @@ fn at(seconds: i64) -> chrono::DateTime<Utc> {
 
 async fn ping_succeeds(test: TestStore) {
     test.store.ping().await.unwrap();
+}
+
+/// Opens the backend's own store type on the test database, so that the
+/// test can check a connection out of the pool whose usage it reads.
+async fn pool_usage_counts_checked_out_connections(test: TestStore) {
+    if test.url.starts_with("sqlite:") {
+        let store = store::SqliteStore::connect(&test.url).await.unwrap();
+        check_pool_usage(&store, store.pool()).await;
+    } else {
+        let store = store::PostgresStore::connect(&test.url).await.unwrap();
+        check_pool_usage(&store, store.pool()).await;
+    }
+}
+
+async fn check_pool_usage<DB: sqlx::Database>(store: &dyn store::Store, pool: &sqlx::Pool<DB>) {
+    store.ping().await.unwrap();
+    // A connection goes back to the pool in a task of its own.
+    let settled = wait_for_usage(store, |usage| usage.in_use == 0 && usage.idle >= 1).await;
+    assert!(settled.max >= settled.idle, "{settled:?}");
+
+    let checked_out = pool.acquire().await.unwrap();
+    let usage = store.pool_usage();
+    assert_eq!(usage.in_use, 1, "{usage:?}");
+    assert_eq!(usage.max, settled.max, "{usage:?}");
+
+    drop(checked_out);
+    wait_for_usage(store, |usage| usage.in_use == 0).await;
+}
+
+/// Polls the pool usage for up to 5 seconds until `done` returns true.
+async fn wait_for_usage(
+    store: &dyn store::Store,
+    done: impl Fn(&store::PoolUsage) -> bool,
+) -> store::PoolUsage {
+    for _ in 0..100 {
+        let usage = store.pool_usage();
+        if done(&usage) {
+            return usage;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("pool usage never settled: {:?}", store.pool_usage());
 }
 
 async fn migrate_is_idempotent(test: TestStore) {

@@ -23,6 +23,7 @@ use crate::oauth::authorize::request::AuthorizationRequest;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AuthorizationCodeRecord, Client, CodeConsumption, GrantRecord, StoreError};
+use crate::telemetry::metrics;
 
 /// The user's side of an approved authorization.
 pub struct Approval {
@@ -118,6 +119,7 @@ pub async fn exchange_code(
                 .await
                 .map_err(|error| store_failed(&error, "grant revocation"))?;
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed");
+            metrics::authorization_code_replay();
             audit(state, kind::CODE_REPLAY, None, &client.client_id).await;
             return Err(INVALID_GRANT);
         }

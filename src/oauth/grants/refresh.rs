@@ -21,6 +21,7 @@ use crate::http::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{Client, GrantRecord, RefreshRotation, RefreshTokenRecord};
+use crate::telemetry::metrics;
 
 const INVALID_SCOPE: OAuthError = OAuthError::new(
     ErrorCode::InvalidScope,
@@ -121,6 +122,7 @@ async fn revoke_on_reuse(
         .await
         .map_err(|error| store_failed(&error, "grant revocation"))?;
     tracing::warn!(client_id = %client.client_id, revoked, "rotated refresh token reused");
+    metrics::refresh_token_reuse();
     let subject = state
         .store
         .grant(grant_id)

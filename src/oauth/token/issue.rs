@@ -23,6 +23,7 @@ use crate::keys::SigningAlg;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
+use crate::telemetry::metrics;
 use crate::tokens::access::{mint_for, AccessTokenClaims, AccessTokenRequest};
 use crate::tokens::jwe::Recipient;
 
@@ -121,6 +122,7 @@ pub async fn issue_access_token(
         tracing::error!(error = ?error, client_id = %grant.client_id, "recording an access token failed");
         OAuthError::server_error()
     })?;
+    metrics::access_token_issued(grant.grant_type, &target.identifier);
     tracing::info!(
         client_id = %grant.client_id,
         jti = %claims.jti,

@@ -7,7 +7,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::{
-    compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
+    compare_schema, migrate_error, redact_url, Backend, PoolUsage, Store, StoreError,
+    ACQUIRE_TIMEOUT,
 };
 
 mod access_tokens;
@@ -99,5 +100,9 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }

@@ -14,7 +14,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    compare_schema, migrate_error, redact_url, Backend, Store, StoreError, ACQUIRE_TIMEOUT,
+    compare_schema, migrate_error, redact_url, Backend, PoolUsage, Store, StoreError,
+    ACQUIRE_TIMEOUT,
 };
 
 mod access_tokens;
@@ -137,5 +138,9 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }

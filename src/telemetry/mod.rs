@@ -1,11 +1,15 @@
-//! Logging: tracing with an environment filter, human or JSON lines on
-//! standard error, so that `--json` output on standard output stays clean.
+//! Logging and metrics. Logs go through tracing with an environment
+//! filter, as human or JSON lines on standard error, so that `--json`
+//! output on standard output stays clean; [`metrics`] owns the Prometheus
+//! series.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+
+pub mod metrics;
 
 /// Filter used when `RUST_LOG` is unset.
 const DEFAULT_FILTER: &str = "info,sqlx=warn";
