@@ -27,6 +27,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Password hashing and login throttling.
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// Request rate limits, built from `config.rate_limits`.
+    pub rate_limits: Arc<crate::http::rate_limit::RateLimits>,
 }
 
 /// A server bound to its listener and ready to run.
@@ -58,12 +60,14 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(Arc::clone(&self.state.rate_limits).sweep_forever());
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        sweeper.abort();
         self.state.store.close().await;
         served
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, Request};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -11,11 +11,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::server::AppState;
 
+pub mod client_ip;
 pub mod error;
 mod error_page;
 pub mod form;
 mod health;
 mod jwks;
+pub mod rate_limit;
 mod security_headers;
 
 pub use error_page::error_page;
@@ -43,7 +45,7 @@ pub fn router(state: AppState) -> Router {
     // URLs built from the issuer are the ones served. Probes and the RFC 8414
     // metadata document stay at the root.
     let protocol = Router::new()
-        .merge(crate::oauth::register::router())
+        .merge(crate::oauth::register::router(&state))
         .merge(crate::oauth::token::router())
         .merge(crate::oauth::introspect::router())
         .merge(crate::oauth::revoke::router())
@@ -71,14 +73,17 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Returns the request id that [`router`] makes sure every request carries.
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+}
+
 /// Opens one span per request. Only the path is recorded: query strings can carry
 /// codes and tokens, which must never reach a log.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-");
+    let request_id = request_id(request.headers()).unwrap_or("-");
     tracing::info_span!(
         "request",
         method = %request.method(),

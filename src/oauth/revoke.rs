@@ -13,10 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
+use std::net::IpAddr;
+
 use super::client_auth;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
-use crate::oauth::grants::audit;
+use crate::http::rate_limit::{CallerKey, Endpoint};
+use crate::oauth::grants::{audit, RequestOrigin};
 use crate::server::AppState;
 use crate::store::StoreError;
 
@@ -24,8 +28,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/revoke", post(revoke))
 }
 
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
-    match handle(&state, &headers, &form).await {
+async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
+    match handle(&state, ip, &headers, &form).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
@@ -35,9 +44,18 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: OAuthFo
     }
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), OAuthError> {
-    let presented = client_auth::read_credentials(headers, form)?;
-    let client = client_auth::authenticate(state, &presented).await?;
+async fn handle(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<(), OAuthError> {
+    let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    let client = state
+        .rate_limits
+        .admit(Endpoint::Revoke, ip, authenticated, |client| {
+            CallerKey::client(client, ip)
+        })?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);
     let now = state.clock.now();
@@ -59,7 +77,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Resu
             .map_err(failed)?;
         if revoked {
             tracing::info!(client_id = %client.client_id, "grant revoked with its refresh token");
-            audit(state, "grant.revoked", None, &client.client_id).await;
+            let origin = RequestOrigin::new(ip, headers);
+            audit(state, &origin, "grant.revoked", None, &client.client_id).await;
         }
         return Ok(());
     }

@@ -16,6 +16,7 @@ use tessera::http::error::OAuthError;
 use tessera::oauth::grants::code::{exchange_code, CodeExchange};
 use tessera::oauth::grants::issue::TokenResponse;
 use tessera::oauth::grants::refresh::{refresh, RefreshRequest};
+use tessera::oauth::grants::RequestOrigin;
 use tessera::store::Client;
 
 use crate::harness::{Backend, TestApp, TestStore};
@@ -217,6 +218,7 @@ pub async fn exchange(
             redirect_uri: Some("https://rp.test/cb"),
             code_verifier: verifier,
             resource: None,
+            origin: &RequestOrigin::default(),
         },
     )
     .await
@@ -235,6 +237,7 @@ pub async fn refresh_with(
             refresh_token: token,
             scope,
             resource: None,
+            origin: &RequestOrigin::default(),
         },
     )
     .await
@@ -428,6 +431,7 @@ async fn pkce_mismatch_and_redirect_uri_variants_fail_at_exchange() {
                 redirect_uri: Some(redirect_uri),
                 code_verifier: Some(VERIFIER),
                 resource: None,
+                origin: &RequestOrigin::default(),
             },
         )
         .await;
@@ -561,6 +565,7 @@ async fn refresh_rotates_narrows_and_refuses_widening() {
             refresh_token: &fourth,
             scope: None,
             resource: Some("https://api.unknown.test"),
+            origin: &RequestOrigin::default(),
         },
     )
     .await

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
-use super::{audit, store_failed, INVALID_GRANT};
+use super::{audit, store_failed, RequestOrigin, INVALID_GRANT};
 use crate::crypto::random_token;
 use crate::http::error::OAuthError;
 use crate::oauth::authorize::request::AuthorizationRequest;
@@ -76,6 +76,7 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
     pub resource: Option<&'a str>,
+    pub origin: &'a RequestOrigin,
 }
 
 /// Exchanges a code for tokens. The request is checked against the code
@@ -117,7 +118,8 @@ pub async fn exchange_code(
                 .await
                 .map_err(|error| store_failed(&error, "grant revocation"))?;
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed");
-            audit(state, "authorization_code.replay", None, &client.client_id).await;
+            let kind = "authorization_code.replay";
+            audit(state, exchange.origin, kind, None, &client.client_id).await;
             return Err(INVALID_GRANT);
         }
     };

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 
 use super::issue::{audience, issue_tokens, Audience, Issue, TokenResponse};
-use super::{audit, store_failed, INVALID_GRANT};
+use super::{audit, store_failed, RequestOrigin, INVALID_GRANT};
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
@@ -33,6 +33,7 @@ pub struct RefreshRequest<'a> {
     pub refresh_token: &'a str,
     pub scope: Option<&'a str>,
     pub resource: Option<&'a str>,
+    pub origin: &'a RequestOrigin,
 }
 
 /// Refreshes a grant. The request is checked against the grant before the
@@ -68,7 +69,7 @@ pub async fn refresh(
         RefreshRotation::Unknown => return Err(INVALID_GRANT),
         RefreshRotation::AlreadyRotated(token) => {
             if !within_reuse_interval(state, &token, now) {
-                revoke_on_reuse(state, client, &token.grant_id).await?;
+                revoke_on_reuse(state, &request, &token.grant_id).await?;
                 return Err(INVALID_GRANT);
             }
             token
@@ -110,9 +111,10 @@ fn within_reuse_interval(state: &AppState, token: &RefreshTokenRecord, now: Date
 /// Revokes the grant of a reused refresh token and records the reuse.
 async fn revoke_on_reuse(
     state: &AppState,
-    client: &Client,
+    request: &RefreshRequest<'_>,
     grant_id: &str,
 ) -> Result<(), OAuthError> {
+    let client = request.client;
     let now = state.clock.now();
     let revoked = state
         .store
@@ -127,7 +129,8 @@ async fn revoke_on_reuse(
         .ok()
         .flatten()
         .map(|grant| grant.user_id.to_string());
-    audit(state, "refresh_token.reuse", subject, &client.client_id).await;
+    let kind = "refresh_token.reuse";
+    audit(state, request.origin, kind, subject, &client.client_id).await;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! (including `authorization_code` and `refresh_token`, which come with the
 //! authorization endpoint) is `unsupported_grant_type`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,8 +17,11 @@ use axum::{Extension, Router};
 use super::client_auth;
 use super::grants::code::{exchange_code, CodeExchange};
 use super::grants::refresh::{refresh, RefreshRequest};
+use super::grants::RequestOrigin;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
+use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::server::AppState;
 
 mod client_credentials;
@@ -37,10 +41,11 @@ pub fn router() -> Router<AppState> {
 async fn token(
     State(state): State<AppState>,
     Extension(recipients): Extension<Arc<RecipientCache>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match handle(&state, &recipients, &headers, &form).await {
+    match handle(&state, &recipients, ip, &headers, &form).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -49,12 +54,17 @@ async fn token(
 async fn handle(
     state: &AppState,
     recipients: &RecipientCache,
+    ip: IpAddr,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = form.require("grant_type", "grant_type is missing")?;
-    let presented = client_auth::read_credentials(headers, form)?;
-    let client = client_auth::authenticate(state, &presented).await?;
+    let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    let client = state
+        .rate_limits
+        .admit(Endpoint::Token, ip, authenticated, |client| {
+            CallerKey::client(client, ip)
+        })?;
     let known = ["client_credentials", "authorization_code", "refresh_token"];
     if known.contains(&grant_type) && !client.grant_types.iter().any(|grant| grant == grant_type) {
         return Err(OAuthError::new(
@@ -62,6 +72,7 @@ async fn handle(
             "the client is not registered for this grant type",
         ));
     }
+    let origin = &RequestOrigin::new(ip, headers);
     match grant_type {
         "client_credentials" => client_credentials::grant(state, recipients, &client, form)
             .await
@@ -73,6 +84,7 @@ async fn handle(
                 redirect_uri: form.get("redirect_uri"),
                 code_verifier: form.get("code_verifier"),
                 resource: form.get("resource"),
+                origin,
             };
             exchange_code(state, exchange)
                 .await
@@ -84,6 +96,7 @@ async fn handle(
                 refresh_token: form.require("refresh_token", "refresh_token is missing")?,
                 scope: form.get("scope"),
                 resource: form.get("resource"),
+                origin,
             };
             refresh(state, request)
                 .await
