@@ -336,6 +336,7 @@ impl Config {
         self.argon2.validate()?;
         self.keys.validate(&self.tokens)?;
         self.login.validate()?;
+        self.http.validate(self.login.max_delay)?;
         self.rate_limits.validate()?;
         self.validate_master_key()?;
         Ok(())

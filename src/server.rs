@@ -1,11 +1,21 @@
-//! The HTTP server: shared state, binding, and graceful shutdown.
+//! The HTTP server: shared state, binding, the accept loop, and graceful
+//! shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -61,15 +71,64 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(Arc::clone(&self.state.rate_limits).sweep_forever());
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let builder = crate::http::limits::http1_builder(&self.state.config.http);
+        serve(self.listener, self.router, builder, shutdown).await;
         sweeper.abort();
         self.state.store.close().await;
-        served
+        Ok(())
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then waits for every
+/// open connection to finish the request it is handling.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    builder: http1::Builder,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Header timeouts and clients that hang up land here: routine.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Handles a failed `accept`. A connection reset before it was accepted
+/// concerns that connection only. Any other error, such as running out of
+/// file descriptors, is logged, and accepting resumes after a second.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    let per_connection = matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    );
+    if !per_connection {
+        tracing::error!(%error, "cannot accept a connection; retrying in 1s");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -1,12 +1,9 @@
 //! HTTP layer: the router, shared middleware and response helpers.
 
-use std::time::Duration;
-
 use axum::http::{HeaderMap, HeaderName, Request};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::server::AppState;
@@ -17,6 +14,7 @@ mod error_page;
 pub mod form;
 mod health;
 mod jwks;
+pub mod limits;
 pub mod rate_limit;
 mod security_headers;
 
@@ -26,19 +24,14 @@ pub use security_headers::{with_security_headers, PAGE_CSP};
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Upper bound on handling one request, so a stuck request frees its task.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Builds the application router with its middleware.
 pub fn router(state: AppState) -> Router {
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ));
+        .layer(limits::request_timeout(&state.config.http))
+        .layer(limits::body_limit());
 
     // Every protocol route lives under the issuer's path, so that an issuer
     // such as https://id.example.com/tenant-a serves /tenant-a/jwks and the

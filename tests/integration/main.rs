@@ -25,6 +25,7 @@ mod oidc;
 mod rate_limits;
 mod registration;
 mod registry;
+mod request_limits;
 mod server;
 mod store_conformance;
 mod token;
