@@ -14,12 +14,14 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 
+use crate::http::client_ip::resolve;
+use crate::server::AppState;
 use crate::store::{AuditEvent, Store};
 
 /// The request an event happens in.
@@ -33,15 +35,30 @@ tokio::task_local! {
     static REQUEST: RequestContext;
 }
 
-/// Middleware that makes the request's client IP (the TCP peer) and
-/// request id available to the events recorded while it is handled. It
-/// must run inside the layer that sets the request id.
-pub async fn with_request_context(request: Request, next: Next) -> Response {
+/// Middleware that makes the request's client IP (resolved through
+/// `http.trusted_proxies`) and request id available to the events recorded
+/// while it is handled. It must run inside the layer that sets the request
+/// id.
+pub async fn with_request_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let http = &state.config.http;
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| {
+            let headers = request.headers();
+            resolve(
+                peer.ip(),
+                headers,
+                &http.trusted_proxies,
+                http.client_ip_header,
+            )
+        });
     let context = RequestContext {
-        ip: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip().to_string()),
+        ip: ip.map(|ip| ip.to_string()),
         request_id: request_id(request.headers()),
     };
     REQUEST.scope(context, next.run(request)).await

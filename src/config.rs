@@ -4,7 +4,8 @@
 //! Every subcommand reads configuration through [`Config::load`], so the CLI
 //! and a running server given the same file and environment agree on the
 //! store, the issuer and the master key. A top-level key `name` is overridden
-//! by `TESSERA_NAME`; a nested key `section.key` by `TESSERA_SECTION__KEY`.
+//! by `TESSERA_NAME`; a nested key `section.key` by `TESSERA_SECTION__KEY`,
+//! and `section.class.key` by `TESSERA_SECTION__CLASS__KEY`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,9 +19,13 @@ use crate::keys::{EncryptionAlg, SigningAlg};
 
 mod audit;
 mod duration;
+mod http;
+mod rate_limits;
 
 pub use audit::AuditSettings;
 pub use duration::HumanDuration;
+pub use http::HttpSettings;
+pub use rate_limits::{RateLimit, RateLimitSettings};
 
 /// Prefix of the environment variables that override file keys.
 const ENV_PREFIX: &str = "TESSERA_";
@@ -60,6 +65,8 @@ pub struct Config {
     pub keys: KeySchedule,
     pub registration: RegistrationSettings,
     pub login: LoginPolicy,
+    pub http: HttpSettings,
+    pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
 }
 
@@ -185,6 +192,8 @@ impl Default for Config {
             keys: KeySchedule::default(),
             registration: RegistrationSettings::default(),
             login: LoginPolicy::default(),
+            http: HttpSettings::default(),
+            rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
         }
     }
@@ -294,10 +303,16 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut table = match file {
-            Some(path) => read_file(path)?,
-            None => toml::Table::new(),
+        // Starting from the defaults lets a file or variable set one key of
+        // a nested table, such as `rate_limits.token.per_second`, and keep
+        // the defaults of its siblings.
+        let mut table = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(defaults)) => defaults,
+            _ => toml::Table::new(),
         };
+        if let Some(path) = file {
+            merge_tables(&mut table, read_file(path)?);
+        }
         let ignored = apply_env(&mut table, env)?;
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
@@ -325,6 +340,8 @@ impl Config {
         self.argon2.validate()?;
         self.keys.validate(&self.tokens)?;
         self.login.validate()?;
+        self.http.validate(self.login.max_delay)?;
+        self.rate_limits.validate()?;
         self.audit.validate()?;
         self.validate_master_key()?;
         Ok(())
@@ -601,6 +618,21 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
         })
 }
 
+/// Copies `overlay` into `base`, merging tables key by key and replacing
+/// every other value.
+fn merge_tables(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(section)), toml::Value::Table(values)) => {
+                merge_tables(section, values);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// Writes each `TESSERA_*` variable that names a known key into `table`, and
 /// returns the names of the others.
 fn apply_env(
@@ -619,27 +651,46 @@ fn apply_env(
             ignored.push(name);
             continue;
         }
-        let value = env_value(&raw);
-        match key.split_once('.') {
-            None => {
-                table.insert(key, value);
-            }
-            Some((section, field)) => {
-                let entry = table
-                    .entry(section.to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let Some(section_table) = entry.as_table_mut() else {
-                    return Err(ConfigError::value(
-                        section,
-                        entry.to_string(),
-                        format!("`{section}` must be a table to accept {name}"),
-                    ));
-                };
-                section_table.insert(field.to_owned(), value);
+        insert_dotted(table, &key, env_value(&raw), &name)?;
+    }
+    Ok(ignored)
+}
+
+/// Sets the dotted `key` (`section.key`, or deeper) in `table`, creating the
+/// tables on the way. `name` is the variable the value came from.
+fn insert_dotted(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+    name: &str,
+) -> Result<(), ConfigError> {
+    let mut sections: Vec<&str> = key.split('.').collect();
+    let Some(field) = sections.pop() else {
+        return Ok(());
+    };
+    let mut current = table;
+    let mut path = String::new();
+    for section in sections {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(section);
+        let entry = current
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(next) => current = next,
+            other => {
+                return Err(ConfigError::value(
+                    &path,
+                    other.to_string(),
+                    format!("`{path}` must be a table to accept {name}"),
+                ))
             }
         }
     }
-    Ok(ignored)
+    current.insert(field.to_owned(), value);
+    Ok(())
 }
 
 /// Reads an environment value as a TOML value (number, boolean, array), or
@@ -656,18 +707,25 @@ fn env_value(raw: &str) -> toml::Value {
 /// Lists every dotted key the configuration accepts.
 fn known_keys() -> Vec<String> {
     let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|key| (*key).to_owned()).collect();
-    let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) else {
-        return keys;
-    };
-    for (key, value) in defaults {
-        match value {
-            toml::Value::Table(section) => {
-                keys.extend(section.keys().map(|field| format!("{key}.{field}")));
-            }
-            _ => keys.push(key),
-        }
+    if let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) {
+        collect_keys(&defaults, "", &mut keys);
     }
     keys
+}
+
+/// Appends the dotted names of the leaves of `table` to `keys`.
+fn collect_keys(table: &toml::Table, prefix: &str, keys: &mut Vec<String>) {
+    for (key, value) in table {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(section) => collect_keys(section, &dotted, keys),
+            _ => keys.push(dotted),
+        }
+    }
 }
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {

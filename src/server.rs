@@ -1,12 +1,22 @@
-//! The HTTP server: shared state, binding, and graceful shutdown.
+//! The HTTP server: shared state, binding, the accept loop, and graceful
+//! shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -28,6 +38,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Password hashing and login throttling.
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// Request rate limits, built from `config.rate_limits`.
+    pub rate_limits: Arc<crate::http::rate_limit::RateLimits>,
 }
 
 /// A server bound to its listener, and to a metrics listener when one is
@@ -97,31 +109,81 @@ impl Server {
             shutdown.await;
             stop.send_replace(true);
         });
+        let sweeper = tokio::spawn(Arc::clone(&state.rate_limits).sweep_forever());
+        let builder = crate::http::limits::http1_builder(&state.config.http);
 
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let main_stopped = stopped_by(stopped.clone());
-        let main = async move {
-            let served = axum::serve(listener, service)
-                .with_graceful_shutdown(main_stopped)
-                .await;
-            // Dropping the sender stops the metrics listener too, should the
-            // main one ever stop on its own.
-            signal.abort();
-            served
-        };
-        let metrics = async move {
-            match metrics {
-                Some((listener, router)) => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stopped_by(stopped))
-                        .await
-                }
-                None => Ok(()),
+        let main = {
+            let builder = builder.clone();
+            let stopped = stopped_by(stopped.clone());
+            async move {
+                serve(listener, router, builder, stopped).await;
+                // Dropping the sender stops the metrics listener too, should
+                // the main one ever stop on its own.
+                signal.abort();
             }
         };
-        let (served, metrics_served) = tokio::join!(main, metrics);
+        let metrics = async move {
+            if let Some((listener, router)) = metrics {
+                serve(listener, router, builder, stopped_by(stopped)).await;
+            }
+        };
+        tokio::join!(main, metrics);
+        sweeper.abort();
         state.store.close().await;
-        served.and(metrics_served)
+        Ok(())
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then waits for every
+/// open connection to finish the request it is handling.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    builder: http1::Builder,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Header timeouts and clients that hang up land here: routine.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Handles a failed `accept`. A connection reset before it was accepted
+/// concerns that connection only. Any other error, such as running out of
+/// file descriptors, is logged, and accepting resumes after a second.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    let per_connection = matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    );
+    if !per_connection {
+        tracing::error!(%error, "cannot accept a connection; retrying in 1s");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

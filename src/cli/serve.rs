@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
+use crate::http::rate_limit::RateLimits;
 use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
 use crate::server::{self, AppState, Server};
@@ -80,8 +81,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot set up password hashing")?;
     let listen = config.listen;
     let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
+    let rate_limits = Arc::new(RateLimits::new(&config.rate_limits));
     let state = AppState {
         accounts: Arc::new(accounts),
+        rate_limits,
         config: Arc::new(config),
         store,
         clock,

@@ -37,6 +37,8 @@ pub struct OAuthError {
     /// Set when the client authenticated with HTTP Basic and failed, so the
     /// response carries the challenge RFC 6749 section 5.2 requires.
     pub basic_challenge: bool,
+    /// Seconds for the `Retry-After` header of a 429.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +55,7 @@ impl OAuthError {
             description,
             status: StatusCode::BAD_REQUEST,
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl OAuthError {
             description: "client authentication failed",
             status: StatusCode::UNAUTHORIZED,
             basic_challenge: basic,
+            retry_after: None,
         }
     }
 
@@ -77,6 +81,22 @@ impl OAuthError {
             description: "the server could not complete the request",
             status: StatusCode::INTERNAL_SERVER_ERROR,
             basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// 429 for a request over a rate limit, with `Retry-After: seconds`.
+    /// RFC 6749 has no error code for it, so this uses
+    /// `temporarily_unavailable`, its code for a server that cannot handle a
+    /// request for now (section 4.1.2.1). `slow_down` is not used because
+    /// RFC 8628 reserves it for device-code polling.
+    pub const fn too_many_requests(seconds: u64) -> Self {
+        Self {
+            code: ErrorCode::TemporarilyUnavailable,
+            description: "too many requests; retry after the time in Retry-After",
+            status: StatusCode::TOO_MANY_REQUESTS,
+            basic_challenge: false,
+            retry_after: Some(seconds),
         }
     }
 
@@ -100,6 +120,9 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -156,6 +179,15 @@ mod tests {
             assert_eq!(response.headers()[header::PRAGMA], "no-cache");
             assert_eq!(body_of(response).await["error"], name);
         }
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_has_retry_after() {
+        let response = OAuthError::too_many_requests(7).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(body_of(response).await["error"], "temporarily_unavailable");
     }
 
     #[test]

@@ -1,22 +1,22 @@
 //! HTTP layer: the router, shared middleware and response helpers.
 
-use std::time::Duration;
-
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, Request};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::server::AppState;
 
+pub mod client_ip;
 pub mod error;
 mod error_page;
 pub mod form;
 mod health;
 mod jwks;
+pub mod limits;
 pub mod metrics;
+pub mod rate_limit;
 mod security_headers;
 
 pub use error_page::error_page;
@@ -25,30 +25,26 @@ pub use security_headers::{with_security_headers, PAGE_CSP};
 /// Header carrying the request id, set when the client sent none.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Upper bound on handling one request, so a stuck request frees its task.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Builds the application router with its middleware.
 pub fn router(state: AppState) -> Router {
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::audit::with_request_context,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(axum::middleware::from_fn(metrics::track_requests))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ));
+        .layer(limits::request_timeout(&state.config.http))
+        .layer(limits::body_limit());
 
     // Every protocol route lives under the issuer's path, so that an issuer
     // such as https://id.example.com/tenant-a serves /tenant-a/jwks and the
     // URLs built from the issuer are the ones served. Probes and the RFC 8414
     // metadata document stay at the root.
     let protocol = Router::new()
-        .merge(crate::oauth::register::router())
+        .merge(crate::oauth::register::router(&state))
         .merge(crate::oauth::token::router())
         .merge(crate::oauth::introspect::router())
         .merge(crate::oauth::revoke::router())
@@ -76,14 +72,17 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Returns the request id that [`router`] makes sure every request carries.
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+}
+
 /// Opens one span per request. Only the path is recorded: query strings can carry
 /// codes and tokens, which must never reach a log.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-");
+    let request_id = request_id(request.headers()).unwrap_or("-");
     tracing::info_span!(
         "request",
         method = %request.method(),

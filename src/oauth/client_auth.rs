@@ -138,6 +138,16 @@ pub fn read_credentials(
     })
 }
 
+/// Reads the credentials of a request and authenticates its client.
+pub async fn authenticate_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Arc<Client>, OAuthError> {
+    let presented = read_credentials(headers, form)?;
+    Ok(authenticate(state, &presented).await?)
+}
+
 /// Authenticates the client behind `presented` by its registered method.
 pub async fn authenticate(
     state: &AppState,

@@ -19,10 +19,14 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use std::net::IpAddr;
+
 use super::client_auth::{self, AuthError, AuthFailure};
 use super::credentials::PresentedCredentials;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
+use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::resources::verify_introspection_secret;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
@@ -110,10 +114,11 @@ impl IntoResponse for Introspection {
 
 async fn introspect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match handle(&state, &headers, &form).await {
+    match handle(&state, ip, &headers, &form).await {
         Ok(introspection) => introspection.into_response(),
         Err(error) => error.into_response(),
     }
@@ -121,11 +126,24 @@ async fn introspect(
 
 async fn handle(
     state: &AppState,
+    ip: IpAddr,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Introspection, OAuthError> {
-    let presented = client_auth::read_credentials(headers, form)?;
-    let caller = authenticate_caller(state, &presented).await?;
+    let authenticated = match client_auth::read_credentials(headers, form) {
+        Ok(presented) => authenticate_caller(state, &presented).await,
+        Err(error) => Err(error),
+    };
+    let caller =
+        state.rate_limits.admit(
+            Endpoint::Introspect,
+            ip,
+            authenticated,
+            |caller| match caller {
+                Caller::Client(client_id) => CallerKey::Client(client_id.clone()),
+                Caller::ResourceServer(identifier) => CallerKey::ResourceServer(identifier.clone()),
+            },
+        )?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);
     let record = state

@@ -10,8 +10,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,13 +20,15 @@ use serde_json::{json, Value};
 
 use crate::clients::{self, ClientMetadata, MetadataError, Registrar, RegistrationError};
 use crate::config::RegistrationPolicy;
+use crate::http::client_ip::ClientIp;
+use crate::http::error::OAuthError;
 use crate::server::AppState;
 use crate::store::{Client, StoreError};
 
 /// Largest registration request body, in bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/register", post(register))
         .route(
@@ -35,6 +38,21 @@ pub fn router() -> Router<AppState> {
                 .delete(delete_registration),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_rate))
+}
+
+/// Counts every registration request against its address
+/// (`rate_limits.register`) before any other work.
+async fn limit_rate(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.rate_limits.check_register(ip) {
+        Ok(()) => next.run(request).await,
+        Err(limited) => OAuthError::from(limited).into_response(),
+    }
 }
 
 /// A registration failure, rendered as RFC 7591 section 3.2.2 JSON.

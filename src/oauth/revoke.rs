@@ -7,6 +7,8 @@
 //! tokens it does not own, and a token of another client stays valid.
 //! `token_type_hint` is ignored: both kinds are looked up by digest.
 
+use std::net::IpAddr;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +17,10 @@ use axum::Router;
 
 use super::client_auth;
 use crate::audit::kind;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
+use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::oauth::grants::audit;
 use crate::server::AppState;
 use crate::store::StoreError;
@@ -25,8 +29,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/revoke", post(revoke))
 }
 
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
-    match handle(&state, &headers, &form).await {
+async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
+    match handle(&state, ip, &headers, &form).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
@@ -36,9 +45,18 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: OAuthFo
     }
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), OAuthError> {
-    let presented = client_auth::read_credentials(headers, form)?;
-    let client = client_auth::authenticate(state, &presented).await?;
+async fn handle(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<(), OAuthError> {
+    let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    let client = state
+        .rate_limits
+        .admit(Endpoint::Revoke, ip, authenticated, |client| {
+            CallerKey::client(client, ip)
+        })?;
     let token = form.require("token", "token is missing")?;
     let digest = state.data_keys.digester.digest(token);
     let now = state.clock.now();

@@ -31,7 +31,11 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
-    let oauth = OauthApp::spawn(backend).await;
+    // These tests send dozens of rejected assertions from one address,
+    // which the failed-authentication limit would turn into 429s.
+    let mut config = tessera::config::Config::default();
+    config.rate_limits.failed_client_auth = tessera::config::RateLimit::new(0.0, 1);
+    let oauth = OauthApp::spawn_configured(backend, config).await;
     add_resource(&oauth, "https://rs1.test/", &["api.read"]).await;
     let k3 = ClientKey::generate("k3");
     let key_server = KeyServer::start(k3.jwks()).await;

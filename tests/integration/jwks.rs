@@ -266,6 +266,9 @@ async fn unloaded_key_ring_is_not_ready() {
         data_keys,
         registry: tessera::registry::Registry::new(test.store.clone(), Arc::new(SystemClock)),
         keys: Arc::new(KeyRing::new()),
+        rate_limits: Arc::new(tessera::http::rate_limit::RateLimits::new(
+            &Config::default().rate_limits,
+        )),
         accounts: Arc::new(
             tessera::accounts::Accounts::new(&Config::default())
                 .await

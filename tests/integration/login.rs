@@ -136,7 +136,7 @@ impl<'a> Browser<'a> {
         body
     }
 
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies.join("; ")
     }
 
@@ -927,6 +927,7 @@ async fn login_timing_matches_across_accounts() {
     config.login.lockout_threshold = 100_000;
     config.login.ip_lockout_threshold = 100_000;
     config.login.base_delay = HumanDuration::from_secs(0);
+    config.rate_limits.login = tessera::config::RateLimit::new(0.0, 1);
     let app = spawn(config).await;
     let store = app.state.store.as_ref();
     add_user(&app, "u1", "u1-right-pw").await;

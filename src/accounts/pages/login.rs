@@ -1,9 +1,7 @@
 //! `GET /login` shows the form; `POST /login` checks it.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -18,6 +16,9 @@ use crate::accounts::consent::scopes_to_ask;
 use crate::accounts::login::{authenticate, LoginAttempt, LoginResult};
 use crate::accounts::login_transactions::issuer_path;
 use crate::accounts::sessions::{cookie_header, session_cookie_name, start_session};
+use crate::http::client_ip::ClientIp;
+use crate::http::error_page;
+use crate::http::rate_limit::RateLimited;
 use crate::server::AppState;
 use crate::store::{LoginOutcome, LoginTransactionRecord, SessionRecord};
 
@@ -59,10 +60,13 @@ pub async fn show(State(state): State<AppState>, Query(query): Query<TxQuery>) -
 
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if let Err(limited) = state.rate_limits.check_login(ip) {
+        return too_many_attempts(&state, limited);
+    }
     let (id, transaction) = match load_transaction(&state, form.tx.as_deref()).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -71,13 +75,10 @@ pub async fn submit(
         return form_expired(&state);
     }
 
-    // NOTE: the client address is the TCP peer. Forwarded headers from
-    // trusted proxies are not read yet, so behind a proxy every client
-    // shares the proxy's failure count.
     let attempt = LoginAttempt {
         username: form.username.as_deref(),
         password: form.password.as_deref(),
-        ip: peer.ip(),
+        ip,
         client_id: &transaction.client_id,
         request_id: headers
             .get("x-request-id")
@@ -178,6 +179,21 @@ pub async fn continue_after_login(
     // `id` matched a stored transaction, so it is an issued token made of
     // URL-safe characters only.
     see_other(&format!("{}/consent?tx={id}", issuer_path(&state.config)))
+}
+
+/// Renders the 429 page for a login over `rate_limits.login`. It is sent
+/// before the transaction is loaded.
+fn too_many_attempts(state: &AppState, limited: RateLimited) -> Response {
+    let mut response = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        &issuer_path(&state.config),
+        "Too many sign-in attempts",
+        "Too many sign-in attempts came from your network. Wait a moment, then go back and try again.",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
+    response
 }
 
 async fn failure_page(

@@ -5,6 +5,8 @@
 //! (including `authorization_code` and `refresh_token`, which come with the
 //! authorization endpoint) is `unsupported_grant_type`.
 
+use std::net::IpAddr;
+
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -14,8 +16,10 @@ use axum::Router;
 use super::client_auth;
 use super::grants::code::{exchange_code, CodeExchange};
 use super::grants::refresh::{refresh, RefreshRequest};
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
+use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::server::AppState;
 
 mod client_credentials;
@@ -28,8 +32,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token))
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
-    match handle(&state, &headers, &form).await {
+async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
+    match handle(&state, ip, &headers, &form).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -37,12 +46,17 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, form: OAuthFor
 
 async fn handle(
     state: &AppState,
+    ip: IpAddr,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = form.require("grant_type", "grant_type is missing")?;
-    let presented = client_auth::read_credentials(headers, form)?;
-    let client = client_auth::authenticate(state, &presented).await?;
+    let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    let client = state
+        .rate_limits
+        .admit(Endpoint::Token, ip, authenticated, |client| {
+            CallerKey::client(client, ip)
+        })?;
     let known = ["client_credentials", "authorization_code", "refresh_token"];
     if known.contains(&grant_type) && !client.grant_types.iter().any(|grant| grant == grant_type) {
         return Err(OAuthError::new(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::crypto::{DataKeys, MasterKey};
+use tessera::http::rate_limit::RateLimits;
 use tessera::keys::{KeyManager, KeySettings};
 use tessera::server::{AppState, Server};
 use tessera::store::{self, Store};
@@ -146,7 +147,9 @@ impl TestApp {
         ));
         keys.bootstrap().await.expect("key ring loads");
         let scheduler = Arc::clone(&keys).spawn().abort_handle();
+        let rate_limits = Arc::new(RateLimits::new(&config.rate_limits));
         let state = AppState {
+            rate_limits,
             config: Arc::new(config),
             store: store.store.clone(),
             clock,
