@@ -11,6 +11,7 @@ mod client_assertions;
 mod compose;
 mod discovery;
 mod harness;
+mod instances;
 mod interop;
 mod introspection;
 mod jwks;
