@@ -4,14 +4,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls::ServerConfig;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::DataKeys;
 use crate::keys::KeyRing;
 use crate::store::Store;
+use crate::tls::TlsListener;
 
 /// State shared by every request handler.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// Serves HTTPS with this configuration when set, plain HTTP otherwise.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl Server {
@@ -51,6 +56,15 @@ impl Server {
             listener,
             router,
             state,
+            tls: None,
+        }
+    }
+
+    /// Serves HTTPS only, with `config`, on the same listener.
+    pub fn with_tls(self, config: Arc<ServerConfig>) -> Self {
+        Self {
+            tls: Some(config),
+            ..self
         }
     }
 
@@ -67,9 +81,24 @@ impl Server {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(config) => match TlsListener::new(self.listener, config) {
+                // axum implements `Connected` for the address of a listener
+                // other than its own only inside `TapIo`, so this empty tap
+                // gives handlers `ConnectInfo<SocketAddr>` as on plain TCP.
+                Ok(listener) => {
+                    axum::serve(listener.tap_io(|_| {}), service)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
+        };
         self.state.store.close().await;
         served
     }

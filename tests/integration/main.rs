@@ -27,4 +27,5 @@ mod registry;
 mod relying_party;
 mod server;
 mod store_conformance;
+mod tls;
 mod token;

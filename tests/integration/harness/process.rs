@@ -111,6 +111,18 @@ impl ServeProcess {
     /// given as `TESSERA_LISTEN`.
     pub fn start(folder: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
+        Self::start_at(folder, &listen, extra_args, env)
+    }
+
+    /// Starts `tessera serve` plus `extra_args` listening on `listen`, for
+    /// callers that name the port in other settings such as the issuer.
+    pub fn start_at(
+        folder: &Path,
+        listen: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let listen = listen.to_owned();
         let log_file = folder.join(format!("serve-{}.log", listen.replace(':', "-")));
         let log = std::fs::File::create(&log_file).unwrap();
         let mut args = vec!["serve"];
