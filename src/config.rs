@@ -37,6 +37,8 @@ const OPTIONAL_KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "metrics_listen",
+    "tls.cert_file",
+    "tls.key_file",
 ];
 
 /// The validated configuration of one Tessera process.
@@ -68,6 +70,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
+    pub tls: TlsSettings,
 }
 
 /// Log line format.
@@ -156,6 +159,41 @@ pub enum RegistrationPolicy {
     Token,
 }
 
+/// Native TLS: with both files set `serve` speaks only HTTPS, with neither
+/// only plain HTTP (for a reverse proxy in front, or loopback).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM certificate chain, the server certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the server certificate: PKCS#8, PKCS#1 (RSA) or
+    /// SEC1 (EC), unencrypted.
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+
+    /// Checks that both files or neither are set. Reading them is left to
+    /// `serve`, so other commands run where the files are absent.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let (missing, present) = match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => ("tls.key_file", "tls.cert_file"),
+            (None, Some(_)) => ("tls.cert_file", "tls.key_file"),
+            _ => return Ok(()),
+        };
+        Err(ConfigError::Field {
+            key: missing.to_owned(),
+            message: format!(
+                "missing while `{present}` is set; set both to serve HTTPS, or neither to \
+                 serve plain HTTP"
+            ),
+        })
+    }
+}
+
 /// Signing-key rotation schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -195,6 +233,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -279,7 +318,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn value(key: &str, value: impl ToString, fix: impl Into<String>) -> Self {
+    pub(crate) fn value(key: &str, value: impl ToString, fix: impl Into<String>) -> Self {
         Self::Value {
             key: key.to_owned(),
             value: value.to_string(),
@@ -343,6 +382,7 @@ impl Config {
         self.http.validate(self.login.max_delay)?;
         self.rate_limits.validate()?;
         self.audit.validate()?;
+        self.tls.validate()?;
         self.validate_master_key()?;
         Ok(())
     }
@@ -919,6 +959,25 @@ mod tests {
         .unwrap();
         assert_eq!(config.keys.signing_algs, vec![SigningAlg::ES256]);
         assert_eq!(config.keys.encryption_alg, EncryptionAlg::RsaOaep256);
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let (config, _) = Config::load_from(None, []).unwrap();
+        assert!(!config.tls.enabled());
+        let both = load(
+            "[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(both.tls.enabled());
+        let err = load("[tls]\ncert_file = \"cert.pem\"\n", &[]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("`tls.key_file`: missing"), "{message}");
+        assert!(message.contains("`tls.cert_file` is set"), "{message}");
+        let err = load("", &[("TESSERA_TLS__KEY_FILE", "key.pem")]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("`tls.cert_file`: missing"), "{message}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -16,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
 use tower::ServiceExt;
 
 use crate::clock::Clock;
@@ -23,6 +25,7 @@ use crate::config::Config;
 use crate::crypto::DataKeys;
 use crate::keys::KeyRing;
 use crate::store::Store;
+use crate::tls::TlsListener;
 
 /// State shared by every request handler.
 #[derive(Clone)]
@@ -49,6 +52,8 @@ pub struct Server {
     router: Router,
     metrics: Option<(TcpListener, Router)>,
     state: AppState,
+    /// Serves HTTPS with this configuration when set, plain HTTP otherwise.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl Server {
@@ -67,6 +72,15 @@ impl Server {
             router,
             metrics: None,
             state,
+            tls: None,
+        }
+    }
+
+    /// Serves HTTPS only, with `config`, on the same listener.
+    pub fn with_tls(self, config: Arc<ServerConfig>) -> Self {
+        Self {
+            tls: Some(config),
+            ..self
         }
     }
 
@@ -103,6 +117,7 @@ impl Server {
             router,
             metrics,
             state,
+            tls,
         } = self;
         let (stop, stopped) = watch::channel(false);
         let signal = tokio::spawn(async move {
@@ -116,10 +131,23 @@ impl Server {
             let builder = builder.clone();
             let stopped = stopped_by(stopped.clone());
             async move {
-                serve(listener, router, builder, stopped).await;
+                let served = match tls {
+                    None => {
+                        serve(listener, router, builder, stopped).await;
+                        Ok(())
+                    }
+                    Some(config) => match TlsListener::new(listener, config) {
+                        Ok(listener) => {
+                            serve(listener, router, builder, stopped).await;
+                            Ok(())
+                        }
+                        Err(error) => Err(error),
+                    },
+                };
                 // Dropping the sender stops the metrics listener too, should
                 // the main one ever stop on its own.
                 signal.abort();
+                served
             }
         };
         let metrics = async move {
@@ -127,32 +155,31 @@ impl Server {
                 serve(listener, router, builder, stopped_by(stopped)).await;
             }
         };
-        tokio::join!(main, metrics);
+        let (served, ()) = tokio::join!(main, metrics);
         sweeper.abort();
         state.store.close().await;
-        Ok(())
+        served
     }
 }
 
 /// Accepts connections until `shutdown` completes, then waits for every
-/// open connection to finish the request it is handling.
-async fn serve(
-    listener: TcpListener,
+/// open connection to finish the request it is handling. The listener
+/// handles failed accepts: axum's TCP listener skips errors about one
+/// connection and retries others after a second, and the TLS listener does
+/// the same before its handshakes.
+async fn serve<L>(
+    mut listener: L,
     router: Router,
     builder: http1::Builder,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    L: Listener<Addr = SocketAddr>,
+{
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         let router = router.clone();
@@ -170,21 +197,6 @@ async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
-}
-
-/// Handles a failed `accept`. A connection reset before it was accepted
-/// concerns that connection only. Any other error, such as running out of
-/// file descriptors, is logged, and accepting resumes after a second.
-async fn accept_failed(error: std::io::Error) {
-    use std::io::ErrorKind;
-    let per_connection = matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    );
-    if !per_connection {
-        tracing::error!(%error, "cannot accept a connection; retrying in 1s");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
 }
 
 /// Completes once `stopped` is `true`, or when its sender is dropped.

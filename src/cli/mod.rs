@@ -140,7 +140,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let output = Output::new(cli.json);
     match cli.command {
-        Command::Serve(args) => serve::run(config, args).await?,
+        Command::Serve(args) => {
+            // Read before anything else, so that a bad certificate or key
+            // file exits with status 2 before the database is touched.
+            let tls = crate::tls::load(&config.tls)?;
+            serve::run(config, args, tls).await?
+        }
         Command::Migrate => migrate::run(&config, &output).await?,
         Command::Clients(command) => clients::run(&config, &output, command).await?,
         Command::Resources(command) => resources::run(&config, &output, command).await?,

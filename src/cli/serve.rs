@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio_rustls::rustls::ServerConfig;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -31,7 +32,14 @@ pub struct ServeArgs {
     pub no_migrate: bool,
 }
 
-pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until SIGINT or SIGTERM. `tls`, when set, comes from
+/// [`crate::tls::load`], which the caller runs first so that its errors
+/// exit as configuration errors.
+pub async fn run(
+    mut config: Config,
+    args: ServeArgs,
+    tls: Option<Arc<ServerConfig>>,
+) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -41,6 +49,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if config.metrics_listen.is_some() {
         // Installed before anything records, so that start-up is counted.
         crate::telemetry::metrics::install();
+    }
+    if tls.is_some() && config.issuer.starts_with("http://") {
+        warn_plain_issuer(&config.issuer);
     }
     // The master key comes first, so that a missing one stops start-up
     // before anything touches the database.
@@ -101,8 +112,15 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {metrics_listen} (metrics_listen)"))?;
     }
+    let scheme = match tls {
+        Some(tls) => {
+            server = server.with_tls(tls);
+            "https"
+        }
+        None => "http",
+    };
     let address = server.local_addr()?;
-    tracing::info!(%address, issuer = %state.config.issuer, "tessera listening");
+    tracing::info!(%address, scheme, issuer = %state.config.issuer, "tessera listening");
     if let Some(address) = server.metrics_addr().transpose()? {
         tracing::info!(%address, "metrics listening");
     }
@@ -124,6 +142,18 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// Warns that TLS is on while the issuer is an http URL. Such an issuer is
+/// always a loopback one (validation allows http nowhere else), so this is
+/// a development setup and nothing travels unencrypted; but discovery and
+/// every redirect name http URLs that this server does not serve.
+fn warn_plain_issuer(issuer: &str) {
+    tracing::warn!(
+        %issuer,
+        "TLS is on but the issuer is an http URL, so clients that follow discovery \
+         will fail; set `issuer` to the https URL clients use"
+    );
 }
 
 /// Loads the master key. Only the SQLite default may create one, because

@@ -68,8 +68,12 @@ pub fn query(client: &Client, extra: &str) -> String {
 }
 
 /// A browser: cookies kept across requests, redirects seen one by one.
-pub struct Browser<'a> {
-    pub app: &'a TestApp,
+pub struct Browser {
+    pub client: reqwest::Client,
+    /// Scheme, host and port that paths are resolved against. Changing it
+    /// moves the browser to another instance, cookies and all, as a load
+    /// balancer would.
+    pub base: String,
     pub cookies: Vec<String>,
 }
 
@@ -80,10 +84,25 @@ pub struct Page {
     pub body: String,
 }
 
-impl<'a> Browser<'a> {
-    pub fn new(app: &'a TestApp) -> Self {
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
         Self {
-            app,
+            client: app.client.clone(),
+            base: app.url(""),
+            cookies: Vec::new(),
+        }
+    }
+
+    /// Creates a browser for the server at `base` (`http://host:port`), which need
+    /// not run in this process.
+    pub fn at(base: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            client,
+            base: base.to_owned(),
             cookies: Vec::new(),
         }
     }
@@ -118,9 +137,8 @@ impl<'a> Browser<'a> {
 
     pub async fn get(&mut self, path: &str) -> Page {
         let response = self
-            .app
             .client
-            .get(self.app.url(path))
+            .get(format!("{}{path}", self.base))
             .header("cookie", self.cookies.join("; "))
             .send()
             .await
@@ -130,9 +148,8 @@ impl<'a> Browser<'a> {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
-            .app
             .client
-            .post(self.app.url(path))
+            .post(format!("{}{path}", self.base))
             .header("cookie", self.cookies.join("; "))
             .form(form)
             .send()
@@ -248,7 +265,7 @@ pub fn verified_claims(app: &TestApp, jws: &str) -> serde_json::Value {
 }
 
 /// Logs `username` in through a full authorization and returns the code.
-pub async fn code_for(browser: &mut Browser<'_>, client: &Client, extra: &str) -> String {
+pub async fn code_for(browser: &mut Browser, client: &Client, extra: &str) -> String {
     let page = browser.run(&query(client, extra), "u1", true).await;
     let location = page.location.expect("redirect to the client");
     assert!(location.starts_with("https://rp.test/cb?"), "{location}");

@@ -1,28 +1,10 @@
 //! The `tessera` binary: exit codes and messages for bad input, and a real
 //! `migrate` then `serve` against PostgreSQL and the SQLite default.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Output, Stdio};
 
 use crate::harness::postgres;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_tessera");
-
-/// A `tessera` command in `folder`, with no `TESSERA_*` variables inherited.
-pub(crate) fn tessera(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BINARY);
-    command.current_dir(folder).args(args);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
-    command
-}
-
-fn run(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    tessera(folder, args, env).output().unwrap()
-}
+use crate::harness::process::{free_port, run, run_with_input, spawn, stop, tessera, wait_for};
 
 /// Asserts a failure with `code` whose stderr ends in exactly one `error:`
 /// line containing `needle` (info logs may come before it).
@@ -204,44 +186,6 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
     assert!(logs.contains("created a development master key"), "{logs}");
 }
 
-pub(crate) fn spawn(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
-    tessera(folder, args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Sends SIGTERM and collects the output.
-pub(crate) fn stop(child: Child) -> Output {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    child.wait_with_output().unwrap()
-}
-
-/// Polls `url` for up to 20 seconds; returns the first status received.
-pub(crate) async fn wait_for(url: &str) -> Option<u16> {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(response) = client.get(url).send().await {
-            return Some(response.status().as_u16());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn postgres_without_master_key_exits_1() {
     let url = postgres::fresh_database().await;
@@ -333,24 +277,6 @@ async fn instances_start_together_on_empty_database() {
     assert_eq!(data_keys, 2);
 }
 
-/// Runs `tessera` with `stdin` piped in.
-fn run_with_input(folder: &Path, args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut child = tessera(folder, args, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn users_commands_manage_accounts() {
     let folder = tempfile::tempdir().unwrap();
@@ -366,7 +292,7 @@ fn users_commands_manage_accounts() {
         "--password-stdin",
         "--json",
     ];
-    let created = run_with_input(folder.path(), &create, "s3cret pass\n");
+    let created = run_with_input(folder.path(), &create, &[], "s3cret pass\n");
     assert!(
         created.status.success(),
         "{}",
@@ -376,7 +302,7 @@ fn users_commands_manage_accounts() {
     assert_eq!(body["username"], "alice");
     assert!(uuid::Uuid::parse_str(body["sub"].as_str().unwrap()).is_ok());
 
-    let again = run_with_input(folder.path(), &create, "other\n");
+    let again = run_with_input(folder.path(), &create, &[], "other\n");
     assert_fails(&again, 1, "username \"alice\" is already taken");
 
     let listed = run(folder.path(), &["users", "list", "--json"], &[]);
@@ -392,9 +318,9 @@ fn users_commands_manage_accounts() {
     assert_eq!(user["email"], "alice@example.test");
 
     let set = ["users", "set-password", "alice", "--password-stdin"];
-    let changed = run_with_input(folder.path(), &set, "new pass\r\n");
+    let changed = run_with_input(folder.path(), &set, &[], "new pass\r\n");
     assert!(changed.status.success());
-    let missing = run_with_input(folder.path(), &["users", "show", "nobody"], "");
+    let missing = run_with_input(folder.path(), &["users", "show", "nobody"], &[], "");
     assert_fails(&missing, 1, "user \"nobody\" not found");
 }
 

@@ -16,7 +16,7 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 
 use crate::authorize::{field, CHALLENGE, VERIFIER};
-use crate::cli::{free_port, spawn, stop, tessera, wait_for};
+use crate::harness::process::{free_port, spawn, stop, tessera, wait_for};
 
 const MASTER_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const RESOURCE: &str = "https://api.metrics.test";

@@ -120,13 +120,13 @@ async fn userinfo_rejects_missing_invalid_and_revoked_tokens() {
 }
 
 /// Logs in and returns the ID token issued to `client`.
-async fn signed_in(browser: &mut Browser<'_>, app: &TestApp, client: &Client) -> String {
+async fn signed_in(browser: &mut Browser, app: &TestApp, client: &Client) -> String {
     let code = code_for(browser, client, "&scope=openid").await;
     let tokens = exchange(app, client, &code, Some(VERIFIER)).await.unwrap();
     tokens.id_token.unwrap()
 }
 
-async fn has_session(browser: &mut Browser<'_>, client: &Client) -> bool {
+async fn has_session(browser: &mut Browser, client: &Client) -> bool {
     let page = browser
         .get(&query(client, "&scope=openid&prompt=none"))
         .await;

@@ -2,6 +2,7 @@
 
 pub mod key_server;
 pub mod postgres;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
