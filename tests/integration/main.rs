@@ -24,6 +24,7 @@ mod oidc;
 mod registration;
 mod registry;
 mod relying_party;
+mod resource_server;
 mod server;
 mod store_conformance;
 mod token;
