@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
@@ -65,9 +66,12 @@ async fn list_events(
 async fn add_event(
     State(state): State<ApiState>,
     token: AccessToken,
-    Json(new): Json<NewEvent>,
+    body: Result<Json<NewEvent>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
+    // The scope is checked before the body, so a client without it learns
+    // that first, whatever it sent.
     token.require_scope(WRITE_SCOPE)?;
+    let Json(new) = body.map_err(ApiError::InvalidBody)?;
     let title = new.title.trim();
     if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
         return Err(ApiError::InvalidEvent);
@@ -155,6 +159,7 @@ pub enum ApiError {
     InvalidRequest(&'static str),
     InvalidToken(TokenError),
     InsufficientScope(&'static str),
+    InvalidBody(JsonRejection),
     InvalidEvent,
 }
 
@@ -188,6 +193,7 @@ impl IntoResponse for ApiError {
                 format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
                 json!({ "error": "insufficient_scope", "scope": scope }),
             ),
+            Self::InvalidBody(rejection) => return rejection.into_response(),
             Self::InvalidEvent => {
                 let description = format!("`title` must have 1 to {MAX_TITLE_CHARS} characters");
                 let body = json!({ "error": "invalid_event", "error_description": description });

@@ -166,11 +166,14 @@ struct Reply {
     body: Value,
 }
 
+/// Calls `/calendar` with `GET`, `POST` (a JSON event) or `POST without a
+/// body`.
 async fn call(api: SocketAddr, method: &str, token: Option<&str>) -> Reply {
     let url = format!("http://{api}/calendar");
     let client = reqwest::Client::new();
     let mut request = match method {
         "POST" => client.post(url).json(&json!({ "title": "Planning" })),
+        "POST without a body" => client.post(url),
         _ => client.get(url),
     };
     if let Some(token) = token {
@@ -338,12 +341,22 @@ async fn example_api_checks_tokens() {
     assert_eq!(reply.challenge.as_deref(), Some("Bearer"));
 
     // The wrong scope: 403 naming the scope that is needed.
-    let reply = call(api, "POST", Some(&read_token)).await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
-    assert_eq!(
-        reply.challenge.as_deref(),
-        Some(r#"Bearer error="insufficient_scope", scope="calendar.write""#)
-    );
+    for method in ["POST", "POST without a body"] {
+        let reply = call(api, method, Some(&read_token)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.challenge.as_deref(),
+            Some(r#"Bearer error="insufficient_scope", scope="calendar.write""#),
+            "{method}"
+        );
+    }
+    let reply = call(api, "POST without a body", Some(&write_token)).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // Tokens Tessera issued for other resource servers.
     let for_other = issue_token(&app, &reader, "https://other.test/").await;
