@@ -8,7 +8,27 @@ COPY templates ./templates
 COPY static ./static
 RUN cargo build --release --locked --bin tessera
 
-# Runtime stage: the binary on a slim Debian with OpenSSL and CA roots.
+# The example calendar API (examples/resource_server), built only for the
+# `resource-server` target that docker-compose.yml names.
+FROM build AS build-example
+COPY examples ./examples
+RUN cargo build --release --locked --example resource_server
+
+FROM debian:bookworm-slim AS resource-server
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /var/lib/calendar-api --create-home calendar-api
+COPY --from=build-example /src/target/release/examples/resource_server /usr/local/bin/resource_server
+USER calendar-api
+WORKDIR /var/lib/calendar-api
+ENV RS_LISTEN=0.0.0.0:8081
+EXPOSE 8081
+ENTRYPOINT ["/usr/local/bin/resource_server"]
+CMD ["serve"]
+
+# Runtime stage, last so that a plain `docker build` makes it: the
+# binary on a slim Debian with OpenSSL and CA roots.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libssl3 \

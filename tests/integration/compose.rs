@@ -1,6 +1,6 @@
 //! `docker-compose.yml` cannot run here (no Docker engine), so this test
-//! checks its structure: PostgreSQL, Tessera built from the Dockerfile, and
-//! the environment Tessera needs.
+//! checks its structure: PostgreSQL, Tessera built from the Dockerfile, the
+//! example calendar API built from its stage, and the environment each needs.
 
 use serde_yaml::Value;
 
@@ -55,6 +55,70 @@ fn compose_runs_postgres_and_tessera() {
 }
 
 #[test]
+fn compose_runs_example_api() {
+    let document = compose();
+    let services = &document["services"];
+    let api = &services["calendar-api"];
+    assert_eq!(api["build"]["context"].as_str(), Some("."));
+    assert_eq!(api["build"]["dockerfile"].as_str(), Some("Dockerfile"));
+    assert_eq!(api["build"]["target"].as_str(), Some("resource-server"));
+    let env = environment(api);
+    for required in [
+        "RS_ISSUER",
+        "RS_IDENTIFIER",
+        "RS_KEY_FILE",
+        "RS_LISTEN",
+        "RS_JWKS_URI",
+    ] {
+        assert!(
+            env.contains(&required.to_owned()),
+            "calendar-api lacks {required}"
+        );
+    }
+
+    // Its tokens' `iss` is Tessera's issuer, and it fetches the JWKS from
+    // Tessera's listener on the compose network.
+    let tessera = &services["tessera"]["environment"];
+    let api_env = &api["environment"];
+    assert_eq!(api_env["RS_ISSUER"], tessera["TESSERA_ISSUER"]);
+    let listen_port = tessera["TESSERA_LISTEN"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(
+        api_env["RS_JWKS_URI"].as_str(),
+        Some(format!("http://tessera:{listen_port}/jwks").as_str())
+    );
+
+    // The key file lives on a named volume, so it survives a rebuild.
+    let key_file = api_env["RS_KEY_FILE"].as_str().unwrap();
+    let mounts: Vec<&str> = api["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let volume = mounts
+        .iter()
+        .find_map(|mount| {
+            let (volume, target) = mount.split_once(':')?;
+            key_file
+                .starts_with(&format!("{target}/"))
+                .then_some(volume)
+        })
+        .expect("a volume holds RS_KEY_FILE");
+    assert!(
+        document["volumes"]
+            .as_mapping()
+            .unwrap()
+            .contains_key(volume),
+        "volume {volume} is not declared"
+    );
+}
+
+#[test]
 fn dockerfile_builds_in_stages() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let stages = text
@@ -69,4 +133,12 @@ fn dockerfile_builds_in_stages() {
         assert!(text.contains(&copy), "the Dockerfile lacks `{copy}`");
     }
     assert!(text.contains("ENTRYPOINT"));
+
+    // The example API has its own stage; the last stage, which a plain
+    // `docker build` makes, stays Tessera's.
+    assert!(text.contains("COPY examples ./examples"));
+    assert!(text.contains("cargo build --release --locked --example resource_server"));
+    assert!(text.contains(" AS resource-server"));
+    let last_stage = text.rsplit("\nFROM ").next().unwrap();
+    assert!(last_stage.contains("ENTRYPOINT [\"/usr/local/bin/tessera\"]"));
 }

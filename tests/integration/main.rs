@@ -30,6 +30,7 @@ mod registration;
 mod registry;
 mod relying_party;
 mod request_limits;
+mod resource_server;
 mod server;
 mod store_conformance;
 mod tls;
