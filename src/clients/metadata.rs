@@ -267,6 +267,10 @@ pub fn validate(
         })
         .transpose()?;
 
+    // NOTE: the algorithm is checked against every algorithm Tessera
+    // supports, not against `keys.signing_algs`, which registration does not
+    // see; a client naming an unconfigured one gets `server_error` at the
+    // token endpoint. Resource servers' `signing_alg` has the same gap.
     let id_token_signed_response_alg = match metadata.id_token_signed_response_alg.as_deref() {
         None => "RS256".to_owned(),
         Some(alg) if SUPPORTED_ID_TOKEN_ALGS.contains(&alg) => alg.to_owned(),
