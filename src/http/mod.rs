@@ -28,6 +28,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the application router with its middleware.
 pub fn router(state: AppState) -> Router {
     let middleware = ServiceBuilder::new()
+        .layer(axum::middleware::map_request(drop_invalid_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -70,6 +71,34 @@ pub fn issuer_path(issuer: &str) -> String {
     url::Url::parse(issuer)
         .map(|url| url.path().trim_end_matches('/').to_owned())
         .unwrap_or_default()
+}
+
+/// Longest request id kept from a client; a longer one is replaced.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Removes a client's `x-request-id` unless it is one value of at most
+/// 128 letters, digits and `-_.:`, so that the generated id replaces it. The
+/// id is logged, echoed and stored in audit events, where a crafted one
+/// could forge log lines or fields.
+async fn drop_invalid_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let headers = request.headers();
+    let valid = match headers.get_all(&REQUEST_ID).iter().collect::<Vec<_>>()[..] {
+        [] => true,
+        [value] => is_request_id(value.as_bytes()),
+        _ => false,
+    };
+    if !valid {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn is_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_BYTES
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Returns the request id that [`router`] makes sure every request carries.

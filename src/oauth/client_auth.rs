@@ -105,7 +105,7 @@ impl AuthError {
                 failure,
                 basic,
             } => {
-                tracing::warn!(client_id = %client_id, reason = %failure, "client authentication failed");
+                tracing::warn!(client_id = ?client_id, reason = %failure, "client authentication failed");
                 OAuthError::invalid_client(basic)
             }
             AuthError::Store(error) => {

@@ -99,7 +99,7 @@ impl IntoResponse for RegisterError {
                 )
             }
             RegisterError::UnreadableBody(rejection) => {
-                tracing::info!(error = %rejection, "registration body rejected");
+                tracing::info!(error = ?rejection, "registration body rejected");
                 let status = rejection.status();
                 let description = if status == StatusCode::PAYLOAD_TOO_LARGE {
                     format!("request: the body exceeds {MAX_BODY_BYTES} bytes")

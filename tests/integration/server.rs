@@ -42,6 +42,31 @@ async fn response_carries_request_id() {
         .await
         .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
+
+    // An id that could forge log lines or fields is replaced.
+    let long = "a".repeat(129);
+    for crafted in ["x}: tessera::fake: FORGED", "a b", long.as_str()] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", crafted)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{crafted:?} became {id:?}");
+    }
+    let repeated = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "one")
+        .header("x-request-id", "two")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = repeated.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1);
+    assert!(uuid::Uuid::parse_str(ids[0].to_str().unwrap()).is_ok());
 }
 
 #[tokio::test]
