@@ -91,6 +91,13 @@ async fn show(
     headers: HeaderMap,
     axum::extract::Query(params): axum::extract::Query<LogoutParams>,
 ) -> Response {
+    logout_request(state, headers, params).await
+}
+
+/// Handles a logout request from a relying party, by GET or by POST (RP-
+/// Initiated Logout 1.0 section 2): ends the session at once for a valid
+/// `id_token_hint` of the signed-in user, else asks the user to confirm.
+async fn logout_request(state: AppState, headers: HeaderMap, params: LogoutParams) -> Response {
     let checked = check(&state, &params).await;
     let session = match live_session(&state, &headers).await {
         Ok(session) => session,
@@ -142,6 +149,11 @@ async fn submit(
     headers: HeaderMap,
     Form(params): Form<LogoutParams>,
 ) -> Response {
+    // The confirmation form always carries `csrf`; a relying party's POST
+    // never does.
+    if params.csrf.is_none() {
+        return logout_request(state, headers, params).await;
+    }
     let cookie = cookie_value(&headers, csrf_cookie_name(&state.config));
     let valid = match (params.csrf.as_deref(), cookie) {
         (Some(form), Some(cookie)) => {

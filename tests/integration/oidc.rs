@@ -193,6 +193,25 @@ async fn logout_with_hint_redirects_to_registered_uri_only() {
         ))
         .await;
     assert_eq!(page.location.as_deref(), Some("https://rp.test/bye"));
+
+    // The same request by POST, as RP-Initiated Logout section 2 allows.
+    let hint = signed_in(&mut browser, &app, &client).await;
+    let page = browser
+        .post(
+            "/logout",
+            &[
+                ("id_token_hint", hint.as_str()),
+                ("post_logout_redirect_uri", "https://rp.test/bye"),
+                ("state", "p"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("https://rp.test/bye?state=p")
+    );
+    assert!(!has_session(&mut browser, &client).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

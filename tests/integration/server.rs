@@ -54,7 +54,10 @@ async fn response_carries_request_id() {
             .await
             .unwrap();
         let id = replaced.headers()["x-request-id"].to_str().unwrap();
-        assert!(uuid::Uuid::parse_str(id).is_ok(), "{crafted:?} became {id:?}");
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{crafted:?} became {id:?}"
+        );
     }
     let repeated = app
         .client
