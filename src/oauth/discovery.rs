@@ -97,6 +97,10 @@ pub fn metadata(config: &Config, resources: &[ResourceServer]) -> Value {
         "response_modes_supported": ["query", "form_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        // OIDC Discovery section 3 defaults `request_uri_parameter_supported`
+        // to true, so its absence would promise request_uri.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": config
             .keys

@@ -779,6 +779,20 @@ async fn errors_with_valid_client_and_redirect_go_back_with_state_and_iss() {
             "invalid_request",
         ),
         (query(&client, "&scope=email&state=s1"), "invalid_target"),
+        (
+            query(
+                &client,
+                "&scope=openid&state=s1&request=eyJhbGciOiJub25lIn0.e30.",
+            ),
+            "request_not_supported",
+        ),
+        (
+            query(
+                &client,
+                "&scope=openid&state=s1&request_uri=https%3A%2F%2Frp.test%2Freq",
+            ),
+            "request_uri_not_supported",
+        ),
     ];
     for (path, error) in cases {
         let page = browser.get(&path).await;

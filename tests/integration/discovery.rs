@@ -72,6 +72,8 @@ async fn discovery_documents_at_root_issuer() {
         first["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
+    assert_eq!(first["request_parameter_supported"], false);
+    assert_eq!(first["request_uri_parameter_supported"], false);
     assert_eq!(
         first["scopes_supported"],
         serde_json::json!([

@@ -205,10 +205,17 @@ pub fn check_request(
             "state is longer than 4096 bytes",
         ));
     }
-    if get("request").is_some() || get("request_uri").is_some() {
+    // OIDC Core section 3.1.2.6 gives each parameter its own error code.
+    if get("request").is_some() {
         return Err(AuthorizeError::new(
             "request_not_supported",
             "request objects are not supported",
+        ));
+    }
+    if get("request_uri").is_some() {
+        return Err(AuthorizeError::new(
+            "request_uri_not_supported",
+            "request_uri is not supported",
         ));
     }
     if !client
