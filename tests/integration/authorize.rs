@@ -1379,3 +1379,39 @@ async fn login_hint_prefills_the_username_escaped() {
     assert!(!login.body.contains("<b>x"), "{}", login.body);
     assert!(login.body.contains("value=\"u1&"), "{}", login.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_token_hint_of_another_user_needs_login() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    add_user(&app, "u2", PASSWORD).await;
+    let mut first = Browser::new(&app);
+    let code = code_for(&mut first, &client, "&scope=openid").await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    let hint = tokens.id_token.unwrap();
+    let mut second = Browser::new(&app);
+    let signed_in = second
+        .run(&query(&client, "&scope=openid"), "u2", true)
+        .await;
+    assert!(signed_in.location.unwrap().contains("code="));
+
+    let silent = format!("&scope=openid&prompt=none&state=h&id_token_hint={hint}");
+    let page = second.get(&query(&client, &silent)).await;
+    let location = page.location.unwrap();
+    assert_eq!(param(&location, "error").as_deref(), Some("login_required"));
+    let page = first.get(&query(&client, &silent)).await;
+    let location = page.location.unwrap();
+    assert!(param(&location, "code").is_some(), "{location}");
+
+    let other = add_client(&app, "openid", false).await;
+    for (client, hint) in [(&client, "not-a-token"), (&other, hint.as_str())] {
+        let extra = format!("&scope=openid&state=h&id_token_hint={hint}");
+        let page = first.get(&query(client, &extra)).await;
+        let location = page.location.unwrap();
+        assert_eq!(
+            param(&location, "error").as_deref(),
+            Some("invalid_request")
+        );
+    }
+}

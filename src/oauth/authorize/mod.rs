@@ -11,6 +11,7 @@
 //! when it lists every requested scope. First-party clients never show it.
 //! `login_hint` prefills the login form's username.
 
+pub mod hint;
 pub mod redirect;
 pub mod request;
 pub mod response;
@@ -97,6 +98,10 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
     if let Err(error) = check_audience(state, &client, &request).await {
         return response::error(&request.target, issuer, error);
     }
+    let hinted = match hint::hint_subject(state, &client, request.id_token_hint.as_deref()) {
+        Ok(subject) => subject,
+        Err(error) => return response::error(&request.target, issuer, error),
+    };
 
     let session = match live_session(state, headers).await {
         Ok(session) => session.map(|(session, _user)| session),
@@ -105,7 +110,13 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Re
     let now = state.clock.now();
     let login_needed = match &session {
         None => true,
-        Some(session) => request.prompt.login || too_old(session, request.max_age, now),
+        Some(session) => {
+            // A session of another user than the hint names does not count.
+            let other_user = hinted
+                .as_ref()
+                .is_some_and(|subject| *subject != session.user_id.to_string());
+            request.prompt.login || too_old(session, request.max_age, now) || other_user
+        }
     };
     let consent_needed = match &session {
         _ if client.first_party => false,

@@ -97,7 +97,7 @@ impl AuthorizeError {
         Self { code, description }
     }
 
-    const fn invalid_request(description: &'static str) -> Self {
+    pub const fn invalid_request(description: &'static str) -> Self {
         Self::new("invalid_request", description)
     }
 }
@@ -123,6 +123,9 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// Checked by the endpoint against the session, and never stored.
+    #[serde(skip)]
+    pub id_token_hint: Option<String>,
     pub resource: Option<String>,
 }
 
@@ -278,6 +281,7 @@ pub fn check_request(
         prompt,
         max_age,
         login_hint: login_hint.map(str::to_owned),
+        id_token_hint: get("id_token_hint").map(str::to_owned),
         resource: get("resource").map(str::to_owned),
     })
 }
