@@ -1415,3 +1415,38 @@ async fn id_token_hint_of_another_user_needs_login() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_link_works_only_in_the_approving_browser() {
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut owner = Browser::new(&app);
+    let start = owner.get(&query(&client, "&scope=openid")).await;
+    let login = owner.get(&start.location.unwrap()).await;
+    let (tx, csrf) = (field(&login.body, "tx"), field(&login.body, "csrf"));
+    let credentials = [
+        ("tx", tx.as_str()),
+        ("csrf", csrf.as_str()),
+        ("username", "u1"),
+        ("password", PASSWORD),
+    ];
+    let signed_in = owner.post("/login", &credentials).await;
+    let consent = owner.get(&signed_in.location.unwrap()).await;
+    let (tx, csrf) = (field(&consent.body, "tx"), field(&consent.body, "csrf"));
+    let approval = [
+        ("tx", tx.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+    ];
+    let approved = owner.post("/consent", &approval).await;
+    let resume = approved.location.unwrap();
+    assert!(resume.contains("/authorize/resume?"), "{resume}");
+
+    let mut stranger = Browser::new(&app);
+    let stolen = stranger.get(&resume).await;
+    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+    assert!(stolen.location.is_none());
+
+    let finished = owner.get(&resume).await;
+    let location = finished.location.unwrap();
+    assert!(param(&location, "code").is_some(), "{location}");
+}

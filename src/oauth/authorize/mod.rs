@@ -297,6 +297,21 @@ async fn resume(
         Ok(None) => return expired(&state),
         Err(error) => return internal_error(&state, &error),
     };
+    // The outcome belongs to the browser that logged in: only a session of
+    // the approving user may take it, so a leaked resume link is worth
+    // nothing elsewhere and leaves the flow intact for its owner.
+    let session_user = match live_session(&state, &headers).await {
+        Ok(session) => session.map(|(session, _)| session.user_id),
+        Err(error) => return internal_error(&state, &error),
+    };
+    let approver = match state.store.login_transaction(&pending.tx_digest, now).await {
+        Ok(found) => found.and_then(|transaction| approved_by(&transaction.outcome)),
+        Err(error) => return internal_error(&state, &error),
+    };
+    if approver.is_some() && approver != session_user {
+        tracing::info!(client_id = %pending.client_id, "resume without the approving session");
+        return expired(&state);
+    }
     let transaction = match state
         .store
         .take_login_transaction(&pending.tx_digest, now)
@@ -341,6 +356,14 @@ async fn resume(
             AuthorizeError::new("access_denied", "the user denied the request"),
         ),
         None => expired(&state),
+    }
+}
+
+/// Returns the user who approved, for an approved outcome.
+fn approved_by(outcome: &Option<LoginOutcome>) -> Option<uuid::Uuid> {
+    match outcome {
+        Some(LoginOutcome::Approved { user_id, .. }) => Some(*user_id),
+        _ => None,
     }
 }
 
