@@ -769,8 +769,8 @@ fn collect_keys(table: &toml::Table, prefix: &str, keys: &mut Vec<String>) {
 }
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
-    let fix = "use an absolute https URL without query or fragment \
-               (http is allowed only for localhost, 127.0.0.1 and [::1])";
+    let fix = "use an absolute https URL without trailing slash, user, query or \
+               fragment (http is allowed only for localhost, 127.0.0.1 and [::1])";
     let url = Url::parse(issuer).map_err(|_| ConfigError::value("issuer", issuer, fix))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
