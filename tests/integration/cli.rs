@@ -172,8 +172,13 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
     let server = spawn(folder.path(), &["serve", "--log-format", "json"], &env);
     let health = wait_for(&format!("http://{listen}/healthz")).await;
     assert_eq!(health, Some(200));
-    assert!(folder.path().join("tessera-data/tessera.db").exists());
     assert!(folder.path().join("tessera-data/master.key").exists());
+    // The database holds password hashes and sealed keys: owner only.
+    for file in ["tessera.db", "tessera.db-wal", "tessera.db-shm"] {
+        let path = folder.path().join("tessera-data").join(file);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
 
     let output = stop(server);
     assert!(output.status.success(), "{output:?}");

@@ -191,7 +191,11 @@ async fn check_audience(
                 }
             }),
         None if request.is_openid() || client.default_resource.is_some() => Ok(()),
-        None => Err(invalid_target),
+        None => Err(AuthorizeError::new(
+            "invalid_target",
+            "the request names no resource and asks no openid scope, \
+             and the client has no default resource",
+        )),
     }
 }
 

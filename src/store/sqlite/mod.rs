@@ -57,8 +57,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        if let Some(folder) = options.get_filename().parent() {
+        let path = options.get_filename();
+        if let Some(folder) = path.parent() {
             create_folder(folder).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
+        }
+        if path != Path::new(":memory:") {
+            create_private_file(path).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -81,6 +85,21 @@ impl SqliteStore {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// Creates an empty database file readable by its owner only, unless it
+/// exists. It holds password hashes and sealed keys, and SQLite gives the
+/// WAL and shared-memory files the database file's permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
     }
 }
 
