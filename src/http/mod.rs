@@ -16,6 +16,7 @@ mod health;
 mod jwks;
 pub mod limits;
 pub mod metrics;
+pub mod page_extract;
 pub mod rate_limit;
 mod security_headers;
 

@@ -18,7 +18,7 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
@@ -27,6 +27,7 @@ use crate::accounts::login_transactions::issuer_path;
 use crate::accounts::sessions::{cookie_header, secure_cookies, session_cookie_name};
 use crate::config::Config;
 use crate::crypto::random_token;
+use crate::http::page_extract::{PageForm, PageQuery};
 use crate::http::{error_page, with_security_headers};
 use crate::server::AppState;
 use crate::store::{AuditEvent, Client, SessionRecord};
@@ -89,7 +90,7 @@ fn csrf_cookie_name(config: &Config) -> &'static str {
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    axum::extract::Query(params): axum::extract::Query<LogoutParams>,
+    PageQuery(params): PageQuery<LogoutParams>,
 ) -> Response {
     logout_request(state, headers, params).await
 }
@@ -147,7 +148,7 @@ async fn logout_request(state: AppState, headers: HeaderMap, params: LogoutParam
 async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<LogoutParams>,
+    PageForm(params): PageForm<LogoutParams>,
 ) -> Response {
     // The confirmation form always carries `csrf`; a relying party's POST
     // never does.

@@ -1019,3 +1019,41 @@ async fn sweeper_deletes_expired_rows() {
         .unwrap();
     assert_eq!(removed, 0, "the sweep already deleted both transactions");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_page_requests_get_the_error_page() {
+    let app = spawn(fast_config()).await;
+    let big = format!("tx=1&padding={}", "a".repeat(70 * 1024));
+    let form = "application/x-www-form-urlencoded";
+    let cases = [
+        ("GET", "/login?tx=a&tx=b", form, String::new(), 400),
+        ("GET", "/consent?tx=a&tx=b", form, String::new(), 400),
+        ("GET", "/logout?state=a&state=b", form, String::new(), 400),
+        (
+            "GET",
+            "/authorize/resume?request=a&request=b",
+            form,
+            String::new(),
+            400,
+        ),
+        ("POST", "/login", "application/json", "{}".to_owned(), 415),
+        ("POST", "/logout", form, "csrf=a&csrf=b".to_owned(), 422),
+        ("POST", "/consent", form, big.clone(), 413),
+        ("POST", "/authorize", form, big, 413),
+    ];
+    for (method, path, content_type, body, status) in cases {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with("text/html"), "{method} {path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Invalid request"), "{method} {path}: {page}");
+    }
+}

@@ -2,10 +2,9 @@
 //! approved for the client. `POST /consent` records the decision.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 
 use super::login::{continue_after_login, TxQuery};
@@ -15,6 +14,7 @@ use super::{
 };
 use crate::accounts::consent::{describe_scope, merge_scopes, scopes_to_ask};
 use crate::accounts::login_transactions::issuer_path;
+use crate::http::page_extract::{PageForm, PageQuery};
 use crate::server::AppState;
 use crate::store::{AuditEvent, LoginOutcome};
 
@@ -39,7 +39,7 @@ pub struct ConsentForm {
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<TxQuery>,
+    PageQuery(query): PageQuery<TxQuery>,
 ) -> Response {
     let (id, transaction) = match load_transaction(&state, query.tx.as_deref()).await {
         Ok(found) => found,
@@ -83,7 +83,7 @@ pub async fn show(
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<ConsentForm>,
+    PageForm(form): PageForm<ConsentForm>,
 ) -> Response {
     let (id, transaction) = match load_transaction(&state, form.tx.as_deref()).await {
         Ok(found) => found,

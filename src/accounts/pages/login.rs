@@ -1,11 +1,10 @@
 //! `GET /login` shows the form; `POST /login` checks it.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 
 use super::{
@@ -18,6 +17,7 @@ use crate::accounts::login_transactions::issuer_path;
 use crate::accounts::sessions::{cookie_header, session_cookie_name, start_session};
 use crate::http::client_ip::ClientIp;
 use crate::http::error_page;
+use crate::http::page_extract::{PageForm, PageQuery};
 use crate::http::rate_limit::RateLimited;
 use crate::server::AppState;
 use crate::store::{LoginOutcome, LoginTransactionRecord, SessionRecord};
@@ -50,7 +50,7 @@ pub struct LoginForm {
     password: Option<String>,
 }
 
-pub async fn show(State(state): State<AppState>, Query(query): Query<TxQuery>) -> Response {
+pub async fn show(State(state): State<AppState>, PageQuery(query): PageQuery<TxQuery>) -> Response {
     let (id, transaction) = match load_transaction(&state, query.tx.as_deref()).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -62,7 +62,7 @@ pub async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Response {
     if let Err(limited) = state.rate_limits.check_login(ip) {
         return too_many_attempts(&state, limited);

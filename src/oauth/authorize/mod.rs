@@ -17,7 +17,8 @@ pub mod request;
 pub mod response;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +40,7 @@ use crate::accounts::login_transactions::{
 };
 use crate::config::Config;
 use crate::crypto::random_token;
+use crate::http::page_extract::{unreadable, PageQuery};
 use crate::http::{error_page, with_security_headers};
 use crate::oauth::grants::code::{issue_code, Approval};
 use crate::oauth::grants::issue::allowed_resource;
@@ -68,9 +70,12 @@ async fn authorize_get(
 async fn authorize_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    authorize(&state, &headers, &Params::parse(&body)).await
+    match body {
+        Ok(body) => authorize(&state, &headers, &Params::parse(&body)).await,
+        Err(rejection) => unreadable(&state, rejection.status()),
+    }
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Response {
@@ -289,7 +294,7 @@ struct ResumeQuery {
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ResumeQuery>,
+    PageQuery(query): PageQuery<ResumeQuery>,
 ) -> Response {
     let now = state.clock.now();
     let Some(id) = query.request.filter(|id| !id.is_empty() && id.len() <= 64) else {
