@@ -63,7 +63,9 @@ pub enum RegisterError {
     Disabled,
     /// The body is larger than [`MAX_BODY_BYTES`] or could not be read.
     UnreadableBody(BytesRejection),
-    /// Missing or wrong initial or registration access token (RFC 6750).
+    /// No initial or registration access token was sent (RFC 6750).
+    MissingToken,
+    /// A wrong initial or registration access token (RFC 6750).
     InvalidToken,
     Internal(StoreError),
 }
@@ -113,12 +115,17 @@ impl IntoResponse for RegisterError {
                 "access_denied",
                 "dynamic client registration is disabled on this server".to_owned(),
             ),
+            RegisterError::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "an access token is required".to_owned(),
+            ),
             RegisterError::InvalidToken => {
-                tracing::info!("registration request with a missing or invalid access token");
+                tracing::info!("registration request with an invalid access token");
                 (
                     StatusCode::UNAUTHORIZED,
                     "invalid_token",
-                    "the access token is missing, invalid or expired".to_owned(),
+                    "the access token is invalid or expired".to_owned(),
                 )
             }
             RegisterError::Internal(error) => {
@@ -135,10 +142,17 @@ impl IntoResponse for RegisterError {
             Json(json!({ "error": code, "error_description": description })),
         )
             .into_response();
+        // RFC 6750 section 3.1: a request without a token gets the bare
+        // challenge, with no error code.
         if status == StatusCode::UNAUTHORIZED {
+            let challenge = if code == "invalid_token" {
+                "Bearer realm=\"tessera\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"tessera\""
+            };
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                HeaderValue::from_static(challenge),
             );
         }
         no_store(response)
@@ -196,7 +210,7 @@ async fn register(
     };
     let initial_token = match registrar {
         Registrar::TrustedSelfService => {
-            Some(bearer_token(&headers).ok_or(RegisterError::InvalidToken)?)
+            Some(bearer_token(&headers).ok_or(RegisterError::MissingToken)?)
         }
         _ => None,
     };
@@ -247,7 +261,7 @@ async fn authorized_client(
     headers: &HeaderMap,
     client_id: &str,
 ) -> Result<Client, RegisterError> {
-    let token = bearer_token(headers).ok_or(RegisterError::InvalidToken)?;
+    let token = bearer_token(headers).ok_or(RegisterError::MissingToken)?;
     let client = state.store.client(client_id).await?;
     match client {
         Some(client)
@@ -401,7 +415,13 @@ mod tests {
         assert_eq!(token.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             token.headers()[header::WWW_AUTHENTICATE],
-            "Bearer error=\"invalid_token\""
+            "Bearer realm=\"tessera\", error=\"invalid_token\""
+        );
+        let missing = RegisterError::MissingToken.into_response();
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            missing.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"tessera\""
         );
 
         let internal = RegisterError::Internal(StoreError::NotFound {

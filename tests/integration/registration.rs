@@ -224,13 +224,18 @@ async fn token_policy_needs_a_valid_initial_access_token() {
         "scope": "api.read",
     });
 
+    // RFC 6750 section 3.1: no token, no error code in the challenge.
     let missing = post(&app, &request, None).await;
     assert_eq!(
         missing.headers()["www-authenticate"],
-        "Bearer error=\"invalid_token\""
+        "Bearer realm=\"tessera\""
     );
-    assert_error(missing, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(missing, StatusCode::UNAUTHORIZED, "invalid_request").await;
     let wrong = post(&app, &request, Some("not-a-token")).await;
+    assert_eq!(
+        wrong.headers()["www-authenticate"],
+        "Bearer realm=\"tessera\", error=\"invalid_token\""
+    );
     assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_token").await;
 
     let token = issue_initial_token(&app, 1).await;
