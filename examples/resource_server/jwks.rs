@@ -25,7 +25,7 @@ pub const SIGNING_ALGORITHMS: [&str; 4] = ["ES256", "RS256", "PS256", "EdDSA"];
 
 /// Cache lifetime of a set served without `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
-/// Longest cache lifetime, whatever the server sends.
+/// Maximum cache lifetime, whatever `max-age` the server sends.
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Shortest time between two fetches for any reason, so that `max-age=0`
 /// or a failing server costs at most one fetch per second.
@@ -33,7 +33,7 @@ const MIN_FETCH_GAP: Duration = Duration::from_secs(1);
 /// Upper bound on one request to Tessera, connecting included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the JWK Set is found.
+/// The location of the JWK Set.
 #[derive(Clone, Debug)]
 pub enum KeySource {
     /// The `jwks_uri` of `{issuer}/.well-known/openid-configuration`.

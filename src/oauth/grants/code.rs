@@ -84,7 +84,7 @@ pub struct CodeExchange<'a> {
 /// before the code is consumed, so a wrong `redirect_uri` or
 /// `code_verifier` spends nothing: guessing a 256-bit verifier is no
 /// attack, and the client's corrected retry is not mistaken for a replay.
-/// A used code presented again is a replay whatever the request says.
+/// A used code presented again is a replay whatever the request contains.
 pub async fn exchange_code(
     state: &AppState,
     exchange: CodeExchange<'_>,
@@ -98,7 +98,8 @@ pub async fn exchange_code(
         .await
         .map_err(|error| store_failed(&error, "code lookup"))?
         .ok_or(INVALID_GRANT)?;
-    // A used code skips the checks: it is a replay whatever the request says.
+    // A used code skips the checks, because it is a replay whatever the
+    // request contains.
     let checked = match presented.consumed_at {
         None => Some(check_exchange(state, &presented, &exchange).await?),
         Some(_) => None,

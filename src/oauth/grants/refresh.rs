@@ -41,7 +41,7 @@ pub struct RefreshRequest<'a> {
 /// token rotates, so a request that fails (a widened scope, a resource the
 /// client may not name, withdrawn offline access) spends nothing and the
 /// same token works on a corrected retry. A rotated token presented again
-/// is a reuse whatever the request says.
+/// is a reuse whatever the request contains.
 pub async fn refresh(
     state: &AppState,
     request: RefreshRequest<'_>,
@@ -76,9 +76,9 @@ pub async fn refresh(
             token
         }
     };
-    // A token rotated by a concurrent request between the lookup and the
-    // rotation was checked above; one rotated before the lookup is checked
-    // now, inside the reuse interval.
+    // A token that a concurrent request rotated after the lookup was checked
+    // above. A token rotated before the lookup is checked here, inside the
+    // reuse interval.
     let checked = match checked {
         Some(checked) => checked,
         None => check_request(state, &request, &token.grant_id).await?,
@@ -97,7 +97,7 @@ pub async fn refresh(
     .await
 }
 
-/// Whether a rotated token is presented within
+/// Returns whether a rotated token is presented within
 /// `tokens.refresh_reuse_interval` of its rotation.
 fn within_reuse_interval(state: &AppState, token: &RefreshTokenRecord, now: DateTime<Utc>) -> bool {
     let interval = state.config.tokens.refresh_reuse_interval.as_chrono();
@@ -134,8 +134,8 @@ async fn revoke_on_reuse(
     Ok(())
 }
 
-/// What a valid refresh request yields: its live grant, the scopes of the
-/// new tokens and their audience.
+/// The outcome of a valid refresh request: its live grant, the scopes of
+/// the new tokens and their audience.
 struct CheckedRefresh {
     grant: GrantRecord,
     scopes: Scopes,
