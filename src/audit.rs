@@ -1,6 +1,6 @@
 //! The audit log: security-relevant events recorded in the store, with
 //! time, kind, actor, client, subject, client IP and request id. An event
-//! never holds a password, token, code or other secret.
+//! never contains a password, token, code or other secret.
 //!
 //! Recording is best effort: a failure is logged and never turns the
 //! request that caused the event into an error. An event recorded while a
@@ -116,7 +116,7 @@ pub struct Change<'a> {
     pub actor: String,
     /// The changed client, when a client changed.
     pub client_id: Option<&'a str>,
-    /// What else changed: a resource identifier or a key id.
+    /// The other thing that changed: a resource identifier or a key id.
     pub detail: Option<String>,
 }
 

@@ -74,7 +74,8 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Longest request id kept from a client; a longer one is replaced.
+/// Maximum length of a request id kept from a client; a longer one is
+/// replaced.
 const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// Removes a client's `x-request-id` unless it is one value of at most

@@ -18,7 +18,7 @@ pub struct AuditEvent {
     /// The client's network address.
     pub ip: Option<String>,
     pub request_id: Option<String>,
-    /// Who acted: `user:<id>`, `client:<id>`, `cli` or `server`.
+    /// The acting party: `user:<id>`, `client:<id>`, `cli` or `server`.
     pub actor: Option<String>,
     /// A short, secret-free description, such as a key id or the scopes a
     /// user approved.

@@ -18,7 +18,7 @@ use crate::harness::{Backend, TestApp, TestStore};
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// Runs `tessera` against the store and master key of `app`.
-async fn tessera(app: &TestApp, args: &[&str]) -> Output {
+pub async fn tessera(app: &TestApp, args: &[&str]) -> Output {
     let mut command = Command::new(BINARY);
     command.args(args);
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {

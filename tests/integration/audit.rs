@@ -2,34 +2,16 @@
 //! exchange, reuse, revocation, registration and CLI commands record, with
 //! actor, client, subject, IP and request id, and `tessera audit tail`.
 
-use std::process::{Command, Output};
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use tessera::config::{Config, RegistrationPolicy, RegistrationSettings};
 
+use crate::admin_cli::tessera;
 use crate::authorize::{
     add_client, code_for, exchange, field, refresh_with, Browser, PASSWORD, VERIFIER,
 };
 use crate::harness::{Backend, TestApp, TestStore};
 use crate::login::add_user;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_tessera");
-
-/// Runs `tessera` against the store and master key of `app`.
-async fn tessera(app: &TestApp, args: &[&str]) -> Output {
-    let mut command = Command::new(BINARY);
-    command.args(args);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TESSERA_")) {
-        command.env_remove(name);
-    }
-    command
-        .env("TESSERA_DATABASE_URL", &app.store.url)
-        .env("TESSERA_MASTER_KEY", &app.master_key);
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
 
 /// Returns the events `tessera audit tail --json` prints, oldest first.
 async fn tail(app: &TestApp, lines: &str) -> Vec<Value> {

@@ -372,7 +372,7 @@ async fn browser_completes_authorization_in_both_response_modes() {
     client.close().await.unwrap();
 }
 
-/// Asserts that the current page opened no alert and holds no element
+/// Asserts that the current page opened no alert and contains no element
 /// that request values could have injected.
 async fn assert_no_injected_markup(client: &Client, page: &str) {
     assert!(

@@ -173,7 +173,8 @@ async fn serve_defaults_to_sqlite_in_data_dir() {
     let health = wait_for(&format!("http://{listen}/healthz")).await;
     assert_eq!(health, Some(200));
     assert!(folder.path().join("tessera-data/master.key").exists());
-    // The database holds password hashes and sealed keys: owner only.
+    // The database contains password hashes and sealed keys, so only its
+    // owner may read it.
     for file in ["tessera.db", "tessera.db-wal", "tessera.db-shm"] {
         let path = folder.path().join("tessera-data").join(file);
         let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());

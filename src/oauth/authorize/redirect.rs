@@ -40,7 +40,7 @@ fn without_loopback_port(uri: &str) -> Option<String> {
     Some(format!("http://{host}{tail}"))
 }
 
-/// Whether `digits` is a TCP port number, 1 to 65535, in plain decimal.
+/// Returns whether `digits` is a TCP port number, 1 to 65535, in plain decimal.
 /// `u16::from_str` alone would take a leading `+`.
 fn is_port(digits: &str) -> bool {
     digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok_and(|port| port > 0)

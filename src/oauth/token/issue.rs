@@ -50,7 +50,7 @@ pub struct AccessTokenGrant<'a> {
     pub auth_time: Option<DateTime<Utc>>,
 }
 
-/// How a token for one audience is minted.
+/// The minting inputs of one audience.
 struct Target {
     /// The `aud` claim: a resource identifier, or the issuer.
     identifier: String,

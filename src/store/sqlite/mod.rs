@@ -89,7 +89,7 @@ impl SqliteStore {
 }
 
 /// Creates an empty database file readable by its owner only, unless it
-/// exists. It holds password hashes and sealed keys, and SQLite gives the
+/// exists. It contains password hashes and sealed keys, and SQLite gives the
 /// WAL and shared-memory files the database file's permissions.
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
