@@ -75,6 +75,9 @@ pub mod kind {
     pub const CODE_REPLAY: &str = "authorization_code.replay";
     pub const REFRESH_REUSE: &str = "refresh_token.reuse";
     pub const GRANT_REVOKED: &str = "grant.revoked";
+    pub const CONSENT_WITHDRAWN: &str = "consent.withdrawn";
+    pub const USER_DISABLED: &str = "user.disabled";
+    pub const REGISTRATION_TOKEN_CREATED: &str = "registration_token.created";
     pub const ACCESS_TOKEN_REVOKED: &str = "access_token.revoked";
     pub const CLIENT_CREATED: &str = "client.created";
     pub const CLIENT_UPDATED: &str = "client.updated";

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authorizations;
 pub mod cli;
 pub mod clients;
 pub mod clock;

@@ -219,7 +219,10 @@ async fn audit(
             .filter(|_| kind == LOGIN_SUCCESS)
             .map(crate::audit::user_actor),
         subject,
-        client_id: Some(attempt.client_id.to_owned()),
+        // A sign-in to the account page names no client.
+        client_id: Some(attempt.client_id)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned),
         ip: Some(attempt.ip.to_string()),
         request_id: attempt.request_id.map(str::to_owned),
         ..AuditEvent::new(kind, now)

@@ -1,5 +1,4 @@
-//! `tessera clients`: create, list, show, rotate-secret, delete, and
-//! initial access tokens for dynamic registration.
+//! `tessera clients`: create, list, show, rotate-secret and delete.
 
 use std::path::PathBuf;
 
@@ -8,11 +7,11 @@ use serde_json::{json, Value};
 
 use super::admin::Admin;
 use super::Output;
+use crate::authorizations;
 use crate::clients::{self, ClientMetadata, Registrar, RegistrationError};
-use crate::config::{Config, HumanDuration};
-use crate::crypto::random_token;
+use crate::config::Config;
 use crate::public_keys::{read_key_file, KeyPurpose};
-use crate::store::{Client, InitialAccessToken};
+use crate::store::Client;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientsCommand {
@@ -26,9 +25,6 @@ pub enum ClientsCommand {
     RotateSecret { client_id: String },
     /// Delete a client.
     Delete { client_id: String },
-    /// Issue an initial access token for `POST /register` under
-    /// `registration.policy = "token"`; printed once.
-    InitialAccessToken(InitialTokenArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,16 +71,6 @@ pub struct CreateArgs {
     /// Let this confidential client use the code flow without PKCE.
     #[arg(long)]
     pub allow_no_pkce: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct InitialTokenArgs {
-    /// How long the token is valid (`90s`, `10m`, `12h`, `30d`).
-    #[arg(long, default_value = "1d", value_name = "DURATION")]
-    pub ttl: HumanDuration,
-    /// How many registrations the token allows.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub uses: u32,
 }
 
 pub async fn run(config: &Config, output: &Output, command: ClientsCommand) -> anyhow::Result<()> {
@@ -139,16 +125,22 @@ async fn dispatch(admin: &Admin, output: &Output, command: ClientsCommand) -> an
             if !admin.store.delete_client(&client_id).await? {
                 bail!("client {client_id} not found");
             }
-            tracing::info!(%client_id, "client deleted");
+            let now = admin.clock.now();
+            let ended = authorizations::end_client(admin.store.as_ref(), &client_id, now).await?;
+            tracing::info!(%client_id, grants = ended.grants.len(), "client deleted");
             let actor = crate::audit::CLI_ACTOR.to_owned();
             let kind = crate::audit::kind::CLIENT_DELETED;
-            let now = admin.clock.now();
             clients::record_change(admin.store.as_ref(), kind, &client_id, actor, now).await;
-            output.print(&json!({ "client_id": client_id, "deleted": true }), || {
-                format!("deleted client {client_id}")
+            let json = json!({
+                "client_id": client_id,
+                "deleted": true,
+                "revoked_grants": ended.grants.len(),
+            });
+            output.print(&json, || {
+                let count = ended.grants.len();
+                format!("deleted client {client_id} and revoked its {count} grant(s)")
             })
         }
-        ClientsCommand::InitialAccessToken(args) => initial_access_token(admin, output, args).await,
     }
 }
 
@@ -234,36 +226,6 @@ async fn create(admin: &Admin, output: &Output, args: CreateArgs) -> anyhow::Res
         }
         text
     })
-}
-
-async fn initial_access_token(
-    admin: &Admin,
-    output: &Output,
-    args: InitialTokenArgs,
-) -> anyhow::Result<()> {
-    if args.ttl.is_zero() || args.uses == 0 {
-        bail!("--ttl and --uses must be above zero");
-    }
-    let token = random_token();
-    let now = admin.clock.now();
-    let expires_at = now + args.ttl.as_chrono();
-    admin
-        .store
-        .insert_initial_access_token(&InitialAccessToken {
-            digest: admin.data_keys.digester.digest(&token),
-            remaining_uses: i64::from(args.uses),
-            expires_at,
-            created_at: now,
-        })
-        .await?;
-    output.print(
-        &json!({
-            "initial_access_token": token,
-            "expires_at": expires_at.to_rfc3339(),
-            "uses": args.uses,
-        }),
-        || format!("initial_access_token: {token}\n(shown once; valid until {expires_at})"),
-    )
 }
 
 /// Everything about a client except its secret digests.

@@ -14,10 +14,12 @@ use crate::config::{Config, ConfigError, LogFormat};
 mod admin;
 mod audit;
 mod clients;
+mod grants;
 mod keys;
 mod master_key;
 mod migrate;
 mod output;
+mod registration_tokens;
 mod resources;
 mod serve;
 mod users;
@@ -54,6 +56,15 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Create initial access tokens for dynamic client registration.
+    #[command(subcommand)]
+    RegistrationTokens(registration_tokens::RegistrationTokensCommand),
+    /// List and revoke what users authorized clients to do.
+    #[command(subcommand)]
+    Grants(grants::GrantsCommand),
+    /// List and withdraw the scopes users approved for clients.
+    #[command(subcommand)]
+    Consents(grants::ConsentsCommand),
     /// Manage resource servers.
     #[command(subcommand)]
     Resources(resources::ResourcesCommand),
@@ -148,6 +159,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate => migrate::run(&config, &output).await?,
         Command::Clients(command) => clients::run(&config, &output, command).await?,
+        Command::RegistrationTokens(command) => {
+            registration_tokens::run(&config, &output, command).await?
+        }
+        Command::Grants(command) => grants::run_grants(&config, &output, command).await?,
+        Command::Consents(command) => grants::run_consents(&config, &output, command).await?,
         Command::Resources(command) => resources::run(&config, &output, command).await?,
         Command::Keys { command } => keys::run(&config, command, &output).await?,
         Command::MasterKey { command } => master_key::run(&config, command, &output).await?,

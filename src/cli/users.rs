@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Output;
 use crate::accounts::password::PasswordHasher;
 use crate::accounts::users::{create_user, find_user, set_password, NewUser};
+use crate::authorizations;
 use crate::config::Config;
 use crate::secret::SecretString;
 use crate::store::{self, Store, UserRecord};
@@ -30,7 +31,8 @@ pub enum UsersCommand {
     List,
     /// Show one user.
     Show { username: String },
-    /// Disable a user: their password is no longer accepted.
+    /// Disable a user: their password is no longer accepted, their
+    /// sessions end and their grants are revoked.
     Disable { username: String },
     /// Replace a user's password (read from standard input); this also
     /// lifts a lockout.
@@ -131,11 +133,23 @@ async fn dispatch(
         }
         UsersCommand::Disable { username } => {
             let user = find_user(store, &username).await?;
-            store.set_user_disabled(user.id, true, Utc::now()).await?;
-            output.print(
-                &serde_json::json!({ "username": user.username, "disabled": true }),
-                || format!("disabled user {}", user.username),
-            )
+            let actor = crate::audit::CLI_ACTOR.to_owned();
+            let ended = authorizations::disable_user(store, &user, actor, Utc::now()).await?;
+            tracing::info!(sub = %user.id, grants = ended.grants.len(), "user disabled");
+            let json = serde_json::json!({
+                "username": user.username,
+                "disabled": true,
+                "ended_sessions": ended.sessions,
+                "revoked_grants": ended.grants.len(),
+            });
+            output.print(&json, || {
+                format!(
+                    "disabled user {}, ended {} session(s) and revoked {} grant(s)",
+                    user.username,
+                    ended.sessions,
+                    ended.grants.len()
+                )
+            })
         }
         UsersCommand::SetPassword { username, .. } => {
             let password = read_password()?;

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::authorizations;
 use crate::clients::{self, ClientMetadata, MetadataError, Registrar, RegistrationError};
 use crate::config::RegistrationPolicy;
 use crate::http::client_ip::ClientIp;
@@ -343,7 +344,10 @@ async fn delete_registration(
     authorized_client(&state, &headers, &client_id).await?;
     state.store.delete_client(&client_id).await?;
     state.registry.invalidate_clients();
-    tracing::info!(%client_id, "self-registered client deleted");
+    let ended = authorizations::end_client(state.store.as_ref(), &client_id, state.clock.now());
+    let ended = ended.await?;
+    let grants = ended.grants.len();
+    tracing::info!(%client_id, grants, "self-registered client deleted");
     let actor = crate::audit::client_actor(&client_id);
     let kind = crate::audit::kind::CLIENT_DELETED;
     clients::record_change(

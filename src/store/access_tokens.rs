@@ -58,6 +58,14 @@ pub trait AccessTokenStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
+    /// Marks every unrevoked token issued to `client_id` revoked, whatever
+    /// its grant; returns how many.
+    async fn revoke_client_access_tokens(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     /// Deletes up to `batch` records that expired before `before`; returns
     /// how many were deleted. Callers repeat until it returns less than
     /// `batch`, so no single statement holds locks for long.

@@ -4,7 +4,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::grants::AuthorizationFilter;
 use super::StoreError;
+
+/// The scopes one user approved for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+}
 
 #[async_trait]
 pub trait ConsentStore {
@@ -23,4 +33,13 @@ pub trait ConsentStore {
         scopes: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Returns the consents matching `filter`, newest first.
+    async fn consents(
+        &self,
+        filter: &AuthorizationFilter,
+    ) -> Result<Vec<ConsentRecord>, StoreError>;
+
+    /// Deletes the consents matching `filter`; returns how many there were.
+    async fn delete_consents(&self, filter: &AuthorizationFilter) -> Result<u64, StoreError>;
 }

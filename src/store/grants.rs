@@ -91,6 +91,40 @@ pub enum RefreshRotation {
     Unknown,
 }
 
+/// Selects grants or consents by user, by client, or both; a `None` field
+/// matches any value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizationFilter {
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+}
+
+impl AuthorizationFilter {
+    /// Selects the records of one user.
+    pub fn user(user_id: Uuid) -> Self {
+        Self {
+            user_id: Some(user_id),
+            client_id: None,
+        }
+    }
+
+    /// Selects the records of one client.
+    pub fn client(client_id: &str) -> Self {
+        Self {
+            user_id: None,
+            client_id: Some(client_id.to_owned()),
+        }
+    }
+
+    /// Selects the records of one user for one client.
+    pub fn user_and_client(user_id: Uuid, client_id: &str) -> Self {
+        Self {
+            user_id: Some(user_id),
+            client_id: Some(client_id.to_owned()),
+        }
+    }
+}
+
 #[async_trait]
 pub trait GrantStore {
     async fn insert_pending_authorization(
@@ -115,6 +149,22 @@ pub trait GrantStore {
     /// Revokes a grant with its refresh tokens and access tokens, in one
     /// transaction; returns whether the grant was live before.
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Returns the grants matching `filter` that are neither revoked nor
+    /// expired at `now`, newest first.
+    async fn live_grants(
+        &self,
+        filter: &AuthorizationFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Revokes every unrevoked grant matching `filter` with its refresh
+    /// and access tokens, in one transaction; returns the revoked ids.
+    async fn revoke_grants(
+        &self,
+        filter: &AuthorizationFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
 
     async fn insert_authorization_code(
         &self,

@@ -32,12 +32,12 @@ pub use audit::{AuditEvent, AuditStore};
 pub use clients::{
     ApplicationType, AuthMethod, Client, ClientStore, InitialAccessToken, CLIENTS_TOPIC,
 };
-pub use consents::ConsentStore;
+pub use consents::{ConsentRecord, ConsentStore};
 pub use coordination::CoordinationStore;
 pub use data_keys::{DataKeyStore, WrappedDataKey};
 pub use grants::{
-    AuthorizationCodeRecord, CodeConsumption, GrantRecord, GrantStore, PendingAuthorization,
-    RefreshRotation, RefreshTokenRecord,
+    AuthorizationCodeRecord, AuthorizationFilter, CodeConsumption, GrantRecord, GrantStore,
+    PendingAuthorization, RefreshRotation, RefreshTokenRecord,
 };
 pub use keys::{KeyChanges, KeyStore, KeyTimes, StoredKey};
 pub use login_transactions::{LoginOutcome, LoginTransactionRecord, LoginTransactionStore};

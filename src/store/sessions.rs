@@ -35,6 +35,9 @@ pub trait SessionStore {
     /// Deletes a session; returns whether it existed.
     async fn delete_session(&self, id_digest: &str) -> Result<bool, StoreError>;
 
+    /// Deletes every session of `user_id`; returns how many there were.
+    async fn delete_user_sessions(&self, user_id: Uuid) -> Result<u64, StoreError>;
+
     /// Deletes sessions past their absolute end or idle since before
     /// `idle_before`; returns how many.
     async fn delete_expired_sessions(

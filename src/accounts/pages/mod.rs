@@ -1,4 +1,5 @@
-//! The login and consent pages, over the login transaction in `?tx=`.
+//! The login and consent pages, over the login transaction in `?tx=`,
+//! and the account page.
 //!
 //! Each form carries a CSRF token that is also set in a `SameSite=Strict`
 //! cookie and whose digest is stored on the transaction, so a form is
@@ -21,6 +22,7 @@ use crate::http::{error_page, with_security_headers};
 use crate::server::AppState;
 use crate::store::{LoginOutcome, LoginTransactionRecord, SessionRecord, StoreError};
 
+mod account;
 mod consent;
 mod login;
 
@@ -35,6 +37,8 @@ pub fn router(config: &Config) -> Router<AppState> {
     let pages = Router::new()
         .route("/login", get(login::show).post(login::submit))
         .route("/consent", get(consent::show).post(consent::submit))
+        .route("/account", get(account::show))
+        .route("/account/withdraw", axum::routing::post(account::withdraw))
         .route("/static/tessera.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
     with_security_headers(pages, config.issuer.starts_with("https://"))

@@ -5,8 +5,28 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::store::consents::ConsentStore;
+use crate::store::consents::{ConsentRecord, ConsentStore};
+use crate::store::grants::AuthorizationFilter;
 use crate::store::{join_words, split_words, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct ConsentRow {
+    user_id: Uuid,
+    client_id: String,
+    scopes: String,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ConsentRow> for ConsentRecord {
+    fn from(row: ConsentRow) -> Self {
+        Self {
+            user_id: row.user_id,
+            client_id: row.client_id,
+            scopes: split_words(&row.scopes),
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 #[async_trait]
 impl ConsentStore for PostgresStore {
@@ -43,5 +63,30 @@ impl ConsentStore for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn consents(
+        &self,
+        filter: &AuthorizationFilter,
+    ) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows: Vec<ConsentRow> = sqlx::query_as(
+            "SELECT user_id, client_id, scopes, updated_at FROM consents
+             WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR client_id = $2)
+             ORDER BY updated_at DESC, client_id",
+        )
+        .bind(filter.user_id)
+        .bind(filter.client_id.as_deref())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ConsentRecord::from).collect())
+    }
+
+    async fn delete_consents(&self, filter: &AuthorizationFilter) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM consents WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR client_id = $2)")
+            .bind(filter.user_id)
+            .bind(filter.client_id.as_deref())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 }

@@ -80,6 +80,14 @@ impl SessionStore for PostgresStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn delete_user_sessions(&self, user_id: Uuid) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn delete_expired_sessions(
         &self,
         now: DateTime<Utc>,

@@ -108,6 +108,23 @@ impl AccessTokenStore for SqliteStore {
         Ok(result.rows_affected())
     }
 
+    async fn revoke_client_access_tokens(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        // NOTE: no index covers `client_id`, so this scans the table; it
+        // runs only when a client is deleted.
+        let result = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(client_id)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn prune_access_tokens(
         &self,
         before: DateTime<Utc>,

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::{from_millis, to_millis, SqliteStore};
 use crate::store::grants::{
-    AuthorizationCodeRecord, CodeConsumption, GrantRecord, GrantStore, PendingAuthorization,
-    RefreshRotation, RefreshTokenRecord,
+    AuthorizationCodeRecord, AuthorizationFilter, CodeConsumption, GrantRecord, GrantStore,
+    PendingAuthorization, RefreshRotation, RefreshTokenRecord,
 };
 use crate::store::{join_words, split_words, StoreError};
 
@@ -209,6 +209,60 @@ impl GrantStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(revoked)
+    }
+
+    async fn live_grants(
+        &self,
+        filter: &AuthorizationFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows: Vec<GrantRow> = sqlx::query_as(
+            "SELECT * FROM grants
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR client_id = ?2)
+               AND revoked_at IS NULL AND expires_at > ?3
+             ORDER BY created_at DESC, id",
+        )
+        .bind(filter.user_id.map(|id| id.to_string()))
+        .bind(filter.client_id.as_deref())
+        .bind(to_millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(GrantRecord::try_from).collect()
+    }
+
+    async fn revoke_grants(
+        &self,
+        filter: &AuthorizationFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE grants SET revoked_at = ?3
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR client_id = ?2)
+               AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind(filter.user_id.map(|id| id.to_string()))
+        .bind(filter.client_id.as_deref())
+        .bind(to_millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE access_tokens SET revoked_at = ?2
+                 WHERE grant_id = ?1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn insert_authorization_code(
