@@ -23,6 +23,8 @@ pub struct Ended {
     pub consents: u64,
     /// Browser sessions ended.
     pub sessions: u64,
+    /// Access tokens marked revoked apart from those of revoked grants.
+    pub access_tokens: u64,
 }
 
 /// Revokes one grant; returns whether it was live before.
@@ -76,7 +78,7 @@ pub async fn withdraw_consent(
     Ok(Ended {
         grants,
         consents,
-        sessions: 0,
+        ..Ended::default()
     })
 }
 
@@ -106,28 +108,29 @@ pub async fn disable_user(
     audit::record(store, &event).await;
     Ok(Ended {
         grants,
-        consents: 0,
         sessions,
+        ..Ended::default()
     })
 }
 
-/// Ends everything issued to a client being deleted: its grants with their
-/// refresh and access tokens, its client-credentials access tokens and the
-/// consents users gave it. Call it after the client record is deleted, so
-/// no new token can be issued in between.
+/// Ends what remains of a deleted client: the store deletes its grants with
+/// their codes and refresh tokens together with the client, and this marks
+/// every access token issued to it revoked, whatever the grant type, and
+/// deletes the consents users gave it. Call it after the client record is
+/// deleted, so no new token can be issued in between.
 pub async fn end_client(
     store: &dyn Store,
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Ended, StoreError> {
-    let filter = AuthorizationFilter::client(client_id);
-    let grants = store.revoke_grants(&filter, now).await?;
-    store.revoke_client_access_tokens(client_id, now).await?;
-    let consents = store.delete_consents(&filter).await?;
+    let access_tokens = store.revoke_client_access_tokens(client_id, now).await?;
+    let consents = store
+        .delete_consents(&AuthorizationFilter::client(client_id))
+        .await?;
     Ok(Ended {
-        grants,
+        access_tokens,
         consents,
-        sessions: 0,
+        ..Ended::default()
     })
 }
 

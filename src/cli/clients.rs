@@ -127,18 +127,18 @@ async fn dispatch(admin: &Admin, output: &Output, command: ClientsCommand) -> an
             }
             let now = admin.clock.now();
             let ended = authorizations::end_client(admin.store.as_ref(), &client_id, now).await?;
-            tracing::info!(%client_id, grants = ended.grants.len(), "client deleted");
+            let access_tokens = ended.access_tokens;
+            tracing::info!(%client_id, access_tokens, "client deleted");
             let actor = crate::audit::CLI_ACTOR.to_owned();
             let kind = crate::audit::kind::CLIENT_DELETED;
             clients::record_change(admin.store.as_ref(), kind, &client_id, actor, now).await;
             let json = json!({
                 "client_id": client_id,
                 "deleted": true,
-                "revoked_grants": ended.grants.len(),
+                "revoked_access_tokens": access_tokens,
             });
             output.print(&json, || {
-                let count = ended.grants.len();
-                format!("deleted client {client_id} and revoked its {count} grant(s)")
+                format!("deleted client {client_id} with its grants; revoked {access_tokens} access token(s)")
             })
         }
     }

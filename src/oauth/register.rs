@@ -346,8 +346,8 @@ async fn delete_registration(
     state.registry.invalidate_clients();
     let ended = authorizations::end_client(state.store.as_ref(), &client_id, state.clock.now());
     let ended = ended.await?;
-    let grants = ended.grants.len();
-    tracing::info!(%client_id, grants, "self-registered client deleted");
+    let access_tokens = ended.access_tokens;
+    tracing::info!(%client_id, access_tokens, "self-registered client deleted");
     let actor = crate::audit::client_actor(&client_id);
     let kind = crate::audit::kind::CLIENT_DELETED;
     clients::record_change(

@@ -618,7 +618,7 @@ async fn initial_access_token_opens_registration_once() {
     let issued = json_output(
         &tessera(
             &app,
-            &["--json", "clients", "initial-access-token", "--ttl", "10m"],
+            &["--json", "registration-tokens", "create", "--ttl", "10m"],
         )
         .await,
     );

@@ -293,7 +293,7 @@ async fn instances_share_one_database() {
 /// Checks that a client registered at A gets tokens at B and C, and that
 /// once deleted at A it is rejected at B and C after their caches reload.
 async fn registered_client_reaches_every_instance(deployment: &Deployment) {
-    let issued = json_output(&deployment.cli(&["--json", "clients", "initial-access-token"]));
+    let issued = json_output(&deployment.cli(&["--json", "registration-tokens", "create"]));
     let initial_token = issued["initial_access_token"].as_str().unwrap();
     let request = json!({
         "client_name": "Batch job",

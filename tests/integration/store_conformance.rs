@@ -640,6 +640,7 @@ async fn run_sql(url: &str, sql: &str) {
     }
 }
 
+mod accounts;
 pub mod clients;
 mod grants;
 fn user(username: &str) -> tessera::store::UserRecord {

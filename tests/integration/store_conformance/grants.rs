@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use tessera::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeConsumption, GrantRecord, PendingAuthorization,
-    RefreshRotation, RefreshTokenRecord,
+    AccessTokenRecord, AuthorizationCodeRecord, AuthorizationFilter, CodeConsumption, GrantRecord,
+    PendingAuthorization, RefreshRotation, RefreshTokenRecord,
 };
 
 use crate::harness::TestStore;
@@ -20,6 +20,9 @@ conformance!(
     code_and_refresh_lookups_change_nothing,
     grant_revocation_removes_refresh_and_access_tokens,
     client_deletion_removes_its_grants,
+    live_grants_filter_by_user_and_client,
+    grants_revoked_by_filter_take_their_tokens,
+    client_access_tokens_are_revoked_together,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -330,4 +333,146 @@ async fn client_deletion_removes_its_grants(test: TestStore) {
         .await
         .unwrap();
     assert_eq!(rotation, RefreshRotation::Unknown);
+}
+
+fn grant_of(id: &str, user_id: uuid::Uuid, client_id: &str) -> GrantRecord {
+    GrantRecord {
+        user_id,
+        client_id: client_id.to_owned(),
+        ..grant(id)
+    }
+}
+
+fn access_token(jti: &str, client_id: &str, grant_id: Option<&str>) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.to_owned(),
+        digest: format!("digest-{jti}"),
+        client_id: client_id.to_owned(),
+        subject: "someone".into(),
+        grant_id: grant_id.map(str::to_owned),
+        grant_type: "authorization_code".into(),
+        audience: "https://rs1.test/".into(),
+        scope: "read".into(),
+        issued_at: at(0),
+        expires_at: at(600),
+        revoked_at: None,
+    }
+}
+
+async fn live_grants_filter_by_user_and_client(test: TestStore) {
+    let store = test.store;
+    let (alice, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut older = grant_of("g-alice-rp1", alice, "rp1");
+    older.created_at = at(-10);
+    let expired = GrantRecord {
+        expires_at: at(50),
+        ..grant_of("g-alice-expired", alice, "rp1")
+    };
+    let revoked = grant_of("g-alice-revoked", alice, "rp2");
+    for record in [
+        older,
+        grant_of("g-alice-rp2", alice, "rp2"),
+        grant_of("g-bob-rp1", bob, "rp1"),
+        expired,
+        revoked,
+    ] {
+        store.insert_grant(&record).await.unwrap();
+    }
+    store.revoke_grant("g-alice-revoked", at(1)).await.unwrap();
+
+    let ids = |grants: Vec<GrantRecord>| -> Vec<String> {
+        grants.into_iter().map(|grant| grant.id).collect()
+    };
+    let now = at(100);
+    let by_alice = store
+        .live_grants(&AuthorizationFilter::user(alice), now)
+        .await
+        .unwrap();
+    assert_eq!(ids(by_alice), ["g-alice-rp2", "g-alice-rp1"]);
+    let by_rp1 = store
+        .live_grants(&AuthorizationFilter::client("rp1"), now)
+        .await
+        .unwrap();
+    assert_eq!(ids(by_rp1), ["g-bob-rp1", "g-alice-rp1"]);
+    let both = AuthorizationFilter::user_and_client(bob, "rp2");
+    assert!(store.live_grants(&both, now).await.unwrap().is_empty());
+    let every = store
+        .live_grants(&AuthorizationFilter::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(every.len(), 3);
+}
+
+async fn grants_revoked_by_filter_take_their_tokens(test: TestStore) {
+    let store = test.store;
+    let (alice, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    for record in [
+        grant_of("g-alice-rp1", alice, "rp1"),
+        grant_of("g-alice-rp2", alice, "rp2"),
+        grant_of("g-bob-rp1", bob, "rp1"),
+    ] {
+        store.insert_grant(&record).await.unwrap();
+        let mut refresh = refresh_token(&format!("r-{}", record.id), &record.id);
+        refresh.client_id.clone_from(&record.client_id);
+        store.insert_refresh_token(&refresh).await.unwrap();
+        let token = access_token(
+            &format!("a-{}", record.id),
+            &record.client_id,
+            Some(&record.id),
+        );
+        store.insert_access_token(&token).await.unwrap();
+    }
+
+    let filter = AuthorizationFilter::user_and_client(alice, "rp1");
+    let revoked = store.revoke_grants(&filter, at(5)).await.unwrap();
+    assert_eq!(revoked, ["g-alice-rp1"]);
+    assert!(store
+        .revoke_grants(&filter, at(6))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let refresh = store.refresh_token("r-g-alice-rp1", "rp1", at(7)).await;
+    assert_eq!(refresh.unwrap(), None);
+    let token = store.find_access_token("digest-a-g-alice-rp1").await;
+    assert_eq!(token.unwrap().unwrap().revoked_at, Some(at(5)));
+    for untouched in ["g-alice-rp2", "g-bob-rp1"] {
+        let record = store.grant(untouched).await.unwrap().unwrap();
+        assert_eq!(record.revoked_at, None, "{untouched}");
+        let digest = format!("digest-a-{untouched}");
+        let token = store.find_access_token(&digest).await.unwrap().unwrap();
+        assert_eq!(token.revoked_at, None, "{untouched}");
+    }
+
+    let all_of_alice = store
+        .revoke_grants(&AuthorizationFilter::user(alice), at(8))
+        .await
+        .unwrap();
+    assert_eq!(all_of_alice, ["g-alice-rp2"]);
+}
+
+async fn client_access_tokens_are_revoked_together(test: TestStore) {
+    let store = test.store;
+    for (jti, client_id) in [("a1", "rp1"), ("a2", "rp1"), ("a3", "rp2")] {
+        let token = access_token(jti, client_id, None);
+        store.insert_access_token(&token).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .revoke_client_access_tokens("rp1", at(3))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .revoke_client_access_tokens("rp1", at(4))
+            .await
+            .unwrap(),
+        0
+    );
+    let other = store.find_access_token("digest-a3").await.unwrap().unwrap();
+    assert_eq!(other.revoked_at, None);
+    let first = store.find_access_token("digest-a1").await.unwrap().unwrap();
+    assert_eq!(first.revoked_at, Some(at(3)));
 }
