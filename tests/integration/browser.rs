@@ -452,3 +452,53 @@ async fn browser_runs_no_script_from_client_or_hint_values() {
     assert_no_injected_markup(&client, "authorize error").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_withdraws_an_app_on_the_account_page() {
+    use crate::authorize::{add_client, code_for, exchange, refresh_with, Browser, VERIFIER};
+
+    let app = spawn(fast_config()).await;
+    add_user(&app, "u1", crate::authorize::PASSWORD).await;
+    let rp = add_client(&app, "openid email offline_access", false).await;
+    let code = code_for(
+        &mut Browser::new(&app),
+        &rp,
+        "&scope=openid%20offline_access",
+    )
+    .await;
+    let tokens = exchange(&app, &rp, &code, Some(VERIFIER)).await.unwrap();
+    let refresh_token = tokens.refresh_token.unwrap();
+    let driver = Driver::start();
+    let client = driver.connect().await;
+    client.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+
+    // Without a session, the account page sends the browser to sign in.
+    client.goto(&app.url("/account")).await.unwrap();
+    sign_in(&client, "u1", crate::authorize::PASSWORD).await;
+    let withdraw = client
+        .wait()
+        .for_element(Locator::Css("button.withdraw"))
+        .await
+        .unwrap();
+    let page = client.source().await.unwrap();
+    assert!(page.contains("Example Calendar"), "{page}");
+    assert!(
+        page.contains("Keep access while you are not using"),
+        "{page}"
+    );
+    capture(&client, "account").await;
+
+    withdraw.click().await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#no-apps"))
+        .await
+        .unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/account");
+    let refused = refresh_with(&app, &rp, &refresh_token, None).await;
+    assert_eq!(
+        refused.unwrap_err().code,
+        tessera::http::error::ErrorCode::InvalidGrant
+    );
+    client.close().await.unwrap();
+}

@@ -288,6 +288,7 @@ async fn account_page_withdraws_an_app(backend: Backend) {
     let mut browser = Browser::new(&setup.app);
     let page = sign_in_to_account(&mut browser).await;
     assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers["x-frame-options"], "DENY");
     assert!(page.body.contains("Example Calendar"), "{}", page.body);
     assert!(page.body.contains("See your email address"));
     let csrf = field(&page.body, "csrf");
