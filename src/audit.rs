@@ -77,6 +77,7 @@ pub mod kind {
     pub const GRANT_REVOKED: &str = "grant.revoked";
     pub const CONSENT_WITHDRAWN: &str = "consent.withdrawn";
     pub const USER_DISABLED: &str = "user.disabled";
+    pub const USER_ENABLED: &str = "user.enabled";
     pub const REGISTRATION_TOKEN_CREATED: &str = "registration_token.created";
     pub const ACCESS_TOKEN_REVOKED: &str = "access_token.revoked";
     pub const CLIENT_CREATED: &str = "client.created";

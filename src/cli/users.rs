@@ -1,4 +1,4 @@
-//! `tessera users`: create, list, show, disable and set passwords.
+//! `tessera users`: create, list, show, disable, enable and set passwords.
 
 use std::io::BufRead;
 
@@ -13,7 +13,7 @@ use crate::accounts::users::{create_user, find_user, set_password, NewUser};
 use crate::authorizations;
 use crate::config::Config;
 use crate::secret::SecretString;
-use crate::store::{self, Store, UserRecord};
+use crate::store::{self, AuditEvent, Store, UserRecord};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -34,6 +34,8 @@ pub enum UsersCommand {
     /// Disable a user: their password is no longer accepted, their
     /// sessions end and their grants are revoked.
     Disable { username: String },
+    /// Enable a disabled user again; revoked grants stay revoked.
+    Enable { username: String },
     /// Replace a user's password (read from standard input); this also
     /// lifts a lockout.
     SetPassword {
@@ -150,6 +152,22 @@ async fn dispatch(
                     ended.grants.len()
                 )
             })
+        }
+        UsersCommand::Enable { username } => {
+            let user = find_user(store, &username).await?;
+            let now = Utc::now();
+            store.set_user_disabled(user.id, false, now).await?;
+            tracing::info!(sub = %user.id, "user enabled");
+            let event = AuditEvent {
+                subject: Some(user.id.to_string()),
+                actor: Some(crate::audit::CLI_ACTOR.to_owned()),
+                ..AuditEvent::new(crate::audit::kind::USER_ENABLED, now)
+            };
+            crate::audit::record(store, &event).await;
+            output.print(
+                &serde_json::json!({ "username": user.username, "disabled": false }),
+                || format!("enabled user {}", user.username),
+            )
         }
         UsersCommand::SetPassword { username, .. } => {
             let password = read_password()?;

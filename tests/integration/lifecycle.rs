@@ -232,6 +232,15 @@ async fn disabled_user_cannot_log_in_or_refresh(backend: Backend) {
 
     let events = setup.app.state.store.recent_audit_events(5).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "user.disabled"));
+
+    // Enabled again, the user signs in; the revoked grant stays revoked.
+    let enabled = setup.cli(&["users", "enable", "u1"]).await;
+    assert_eq!(enabled["disabled"], false);
+    let tokens_again = setup.tokens(&mut Browser::new(&setup.app)).await;
+    assert!(setup.active(&tokens_again.access_token).await);
+    setup
+        .assert_refresh_fails(tokens.refresh_token.as_deref().unwrap())
+        .await;
 }
 
 async fn deleted_client_tokens_are_revoked(backend: Backend) {
