@@ -83,7 +83,7 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
     let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
     let text = String::from_utf8(bytes)
         .map_err(|_| OAuthError::invalid_request("the request body is not valid UTF-8"))?;
-    // No OAuth parameter holds a control character, and PostgreSQL cannot
+    // No OAuth parameter contains a control character, and PostgreSQL cannot
     // compare text containing NUL at all.
     if text.chars().any(char::is_control) {
         return Err(OAuthError::invalid_request(

@@ -139,7 +139,7 @@ mod tests {
 
         use super::super::*;
 
-        /// One scope token of RFC 6749 appendix A.4 characters.
+        /// Generates one scope token of RFC 6749 appendix A.4 characters.
         fn token() -> impl Strategy<Value = String> {
             "[!#-\\[\\]-~]{1,12}"
         }

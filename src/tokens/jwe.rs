@@ -246,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn real_rsa1_5_and_compressed_tokens_are_refused() {
+    fn real_rsa1_5_and_compressed_tokens_are_rejected() {
         let rsa = RsaKeyPair::generate(2048).unwrap();
         let private = rsa.to_jwk_private_key();
         let mut header = JweHeader::new();
@@ -271,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_content_type_is_refused() {
+    fn missing_content_type_is_rejected() {
         let pairs = key_pairs();
         let (public, private) = &pairs[0];
         let token = encrypt(INNER, public).unwrap();

@@ -110,7 +110,7 @@ mod tests {
 
         use super::super::*;
 
-        /// Registered URIs: https ones with a path and query, and loopback
+        /// Generates registered URIs: https ones with a path and query, and loopback
         /// ones with or without a port.
         fn registered_uri() -> impl Strategy<Value = String> {
             let path = "(/[a-zA-Z0-9._~%-]{0,8}){0,3}(\\?[a-z0-9=&]{1,8})?";
@@ -129,7 +129,7 @@ mod tests {
             ]
         }
 
-        /// The byte range of a loopback URI's port, colon included, and
+        /// Returns the byte range of a loopback URI's port, colon included, and
         /// the position right after the host where a port may be inserted.
         fn port_span(uri: &str) -> Option<std::ops::RangeInclusive<usize>> {
             let host = FREE_PORT_HOSTS

@@ -34,7 +34,7 @@ pub struct Params {
 impl Params {
     /// Decodes `application/x-www-form-urlencoded` text. A parameter sent
     /// without a value counts as omitted (RFC 6749 section 3.1). A name or
-    /// value that is not UTF-8 or holds a control character is kept aside
+    /// value that is not UTF-8 or contains a control character is kept aside
     /// rather than repaired, so that it is never used or echoed changed.
     pub fn parse(raw: &[u8]) -> Self {
         let mut params = Self::default();

@@ -8,7 +8,7 @@ use super::{add_client, assert_json_error, rp1_metadata, Setup};
 use crate::authorize::{code_for, param, Browser, VERIFIER};
 use crate::harness::Backend;
 
-/// The form of a code exchange at `https://rp.test/cb`.
+/// Builds the form of a code exchange at `https://rp.test/cb`.
 fn exchange_form<'a>(code: &'a str, verifier: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -97,7 +97,7 @@ async fn injected_code_fails_without_its_verifier() {
     let mut browser = Browser::new(&setup.app);
     let code = code_for(&mut browser, &setup.client, "&scope=openid").await;
 
-    // The attacker's session at the same client holds another verifier.
+    // The attacker's session at the same client has another verifier.
     let attacker_verifier = "A".repeat(43);
     let response = setup
         .token(&exchange_form(&code, Some(&attacker_verifier)))

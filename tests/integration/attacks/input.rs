@@ -1,6 +1,6 @@
 //! Hostile input in every field: bytes that are not UTF-8, control
 //! characters and over-long values. Each gets a 4xx with a standard error
-//! (or, where the RFC says so, the answer for an unknown token), on both
+//! (or, where the RFC says so, the response for an unknown token), on both
 //! store backends, and never a 5xx.
 
 use reqwest::header::CONTENT_TYPE;
@@ -43,7 +43,7 @@ const STANDARD_ERRORS: &[&str] = &[
     "invalid_redirect_uri",
 ];
 
-/// A configuration whose rate limits and lockouts stay out of the way of
+/// Returns a configuration whose rate limits and lockouts stay out of the way of
 /// hundreds of bad requests from one address.
 fn permissive_config() -> Config {
     let mut config = fast_config();

@@ -1,7 +1,7 @@
 //! Malicious JOSE: forged and re-wrapped JWEs at userinfo and
 //! introspection, forged `id_token_hint`s, client assertions with unknown
 //! keys, and tokens of one type presented as another (RFC 8725 section 3,
-//! RFC 9700 section 2.7, OIDC Core section 16).
+//! OIDC Core section 16).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -202,6 +202,21 @@ async fn token_types_are_not_interchangeable() {
     let (status, _) = userinfo_status(&setup, &issued.id_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // A valid access token in the query string or a form body, which
+    // OAuth 2.1 drops, is no credential.
+    let in_query = format!("/userinfo?access_token={}", issued.access_token);
+    let response = setup.app.get(&in_query).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = setup
+        .app
+        .client
+        .post(setup.app.url("/userinfo"))
+        .form(&[("access_token", issued.access_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
     // Access tokens as `id_token_hint` at /authorize and at /logout.
     for (what, hint) in [
         ("access token", issued.access_token.as_str()),
@@ -273,8 +288,7 @@ async fn token_types_are_not_interchangeable() {
         }
     }
 
-    // Neither kind of token is an access token at introspection but the
-    // access token.
+    // At introspection only the access token itself is active.
     assert_eq!(introspect(&setup, &issued.id_token).await["active"], false);
     assert_eq!(introspect(&setup, &issued.inner).await["active"], false);
     assert_eq!(

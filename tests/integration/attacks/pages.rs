@@ -1,6 +1,5 @@
 //! The login, consent and logout pages: CSRF on their forms, framing
-//! (clickjacking) and session fixation (RFC 9700 sections 4.7 and 4.16,
-//! OIDC Core section 16.12).
+//! (clickjacking) and session fixation (RFC 9700 sections 4.7 and 4.16).
 
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_FRAME_OPTIONS};
 use reqwest::StatusCode;
@@ -23,7 +22,7 @@ async fn form_page(browser: &mut Browser, start: &str) -> Page {
     page
 }
 
-/// Returns the value of cookie `name` in a browser, if it holds one.
+/// Returns the value of cookie `name` in a browser, if it has one.
 fn cookie(browser: &Browser, name: &str) -> Option<String> {
     browser
         .cookies
