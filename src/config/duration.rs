@@ -85,4 +85,35 @@ mod tests {
             assert!(text.parse::<HumanDuration>().is_err(), "{text}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn display_parses_back(secs in any::<u64>(), millis in 0u64..1000) {
+                let duration = HumanDuration(Duration::from_secs(secs) + Duration::from_millis(millis));
+                let parsed: HumanDuration = duration.to_string().parse().unwrap();
+                prop_assert_eq!(parsed, duration);
+            }
+
+            #[test]
+            fn any_text_parses_or_fails_without_panic(text in any::<String>()) {
+                let _ = text.parse::<HumanDuration>();
+            }
+
+            #[test]
+            fn unit_text_parses_to_its_seconds(
+                count in 0u64..1_000_000,
+                (unit, seconds) in prop::sample::select(vec![
+                    ("s", 1u64), ("m", 60), ("h", 3600), ("d", 86_400),
+                ]),
+            ) {
+                let parsed: HumanDuration = format!("{count}{unit}").parse().unwrap();
+                prop_assert_eq!(parsed.as_duration().as_secs(), count * seconds);
+            }
+        }
+    }
 }

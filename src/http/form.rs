@@ -22,7 +22,8 @@ pub struct OAuthForm {
 }
 
 impl OAuthForm {
-    /// Decodes a form body; rejects repeats and invalid UTF-8.
+    /// Decodes a form body; rejects repeats, invalid UTF-8 and control
+    /// characters.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut params = BTreeMap::new();
         for pair in body
@@ -80,8 +81,16 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
         .map(|byte| if *byte == b'+' { b' ' } else { *byte })
         .collect();
     let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
-    String::from_utf8(bytes)
-        .map_err(|_| OAuthError::invalid_request("the request body is not valid UTF-8"))
+    let text = String::from_utf8(bytes)
+        .map_err(|_| OAuthError::invalid_request("the request body is not valid UTF-8"))?;
+    // No OAuth parameter contains a control character, and PostgreSQL cannot
+    // compare text containing NUL at all.
+    if text.chars().any(char::is_control) {
+        return Err(OAuthError::invalid_request(
+            "a request parameter contains a control character",
+        ));
+    }
+    Ok(text)
 }
 
 /// Checks whether `value` names the form media type, with any parameters (a
@@ -171,6 +180,19 @@ mod tests {
     #[test]
     fn invalid_utf8_is_rejected() {
         assert!(OAuthForm::parse(b"scope=%FF%FE").is_err());
+    }
+
+    #[test]
+    fn control_characters_are_rejected() {
+        for body in [
+            &b"code=a%00b"[..],
+            b"code=%0A",
+            b"client_id=x%7F",
+            b"a%1Bb=c",
+        ] {
+            let error = OAuthForm::parse(body).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidRequest, "{body:?}");
+        }
     }
 
     #[test]

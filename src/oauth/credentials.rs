@@ -142,11 +142,14 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
     Ok(Some((id, SecretString::new(secret))))
 }
 
+/// Form-decodes one credential; `None` when it is not UTF-8 or contains a
+/// control character, which no client id or secret does.
 fn form_decode(text: &str) -> Option<String> {
     let spaced = text.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .ok()
+        .filter(|decoded| !decoded.chars().any(char::is_control))
         .map(|decoded| decoded.into_owned())
 }
 
@@ -254,6 +257,15 @@ mod tests {
         let err = PresentedCredentials::from_request(&headers, &form("")).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient);
         assert!(err.basic_challenge);
+    }
+
+    #[test]
+    fn basic_with_control_characters_is_invalid_client() {
+        for (id, secret) in [("rp1%00", "s"), ("rp1", "s%0A"), ("%1B", "s")] {
+            let err =
+                PresentedCredentials::from_request(&basic(id, secret), &form("")).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidClient, "{id} {secret}");
+        }
     }
 
     #[test]

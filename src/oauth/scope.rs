@@ -133,4 +133,70 @@ mod tests {
         assert!(granted.is_subset(&requested));
         assert!(!requested.is_subset(&granted));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Generates one scope token of RFC 6749 appendix A.4 characters.
+        fn token() -> impl Strategy<Value = String> {
+            "[!#-\\[\\]-~]{1,12}"
+        }
+
+        proptest! {
+            #[test]
+            fn parse_is_idempotent(tokens in prop::collection::vec(token(), 0..8)) {
+                let parsed = Scopes::parse(&tokens.join(" ")).unwrap();
+                let again = Scopes::parse(&parsed.to_string()).unwrap();
+                prop_assert_eq!(again, parsed);
+            }
+
+            #[test]
+            fn order_spacing_and_repeats_do_not_matter(
+                tokens in prop::collection::vec(token(), 1..8),
+                shuffled in any::<u64>(),
+                gaps in prop::collection::vec(1usize..4, 16),
+            ) {
+                let mut reordered = tokens.clone();
+                reordered.extend(tokens.iter().take(2).cloned());
+                // A rotation by a random amount, then reversal on odd seeds.
+                let turn = (shuffled as usize) % reordered.len();
+                reordered.rotate_left(turn);
+                if shuffled % 2 == 1 {
+                    reordered.reverse();
+                }
+                let spaced: String = reordered
+                    .iter()
+                    .zip(gaps.iter().cycle())
+                    .map(|(token, gap)| format!("{token}{}", " ".repeat(*gap)))
+                    .collect();
+                let expected = Scopes::parse(&tokens.join(" ")).unwrap();
+                prop_assert_eq!(Scopes::parse(&spaced).unwrap(), expected);
+            }
+
+            #[test]
+            fn characters_outside_a4_are_rejected(
+                before in token(),
+                bad in any::<char>().prop_filter("outside A.4", |c| {
+                    *c != ' ' && !(c.is_ascii() && is_scope_char(*c as u8))
+                }),
+                after in "[!#-\\[\\]-~]{0,12}",
+            ) {
+                let text = format!("openid {before}{bad}{after}");
+                prop_assert_eq!(Scopes::parse(&text), Err(InvalidScope));
+            }
+
+            #[test]
+            fn display_lists_each_token_once(tokens in prop::collection::vec(token(), 0..8)) {
+                let parsed = Scopes::parse(&tokens.join(" ")).unwrap();
+                let shown = parsed.to_string();
+                let listed: Vec<&str> = shown.split(' ').filter(|t| !t.is_empty()).collect();
+                let mut unique = tokens.clone();
+                unique.sort();
+                unique.dedup();
+                prop_assert_eq!(listed, unique);
+            }
+        }
+    }
 }

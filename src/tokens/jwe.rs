@@ -246,6 +246,61 @@ mod tests {
     }
 
     #[test]
+    fn real_rsa1_5_and_compressed_tokens_are_rejected() {
+        let rsa = RsaKeyPair::generate(2048).unwrap();
+        let private = rsa.to_jwk_private_key();
+        let mut header = JweHeader::new();
+        header.set_content_type("JWT");
+        header.set_content_encryption(CONTENT_ENCRYPTION);
+        // Deprecated in josekit for the padding-oracle attack this test is about.
+        #[allow(deprecated)]
+        let encrypter = jwe::RSA1_5
+            .encrypter_from_jwk(&rsa.to_jwk_public_key())
+            .unwrap();
+        let token = jwe::serialize_compact(INNER.as_bytes(), &header, &encrypter).unwrap();
+        let err = decrypt(&token, &private).unwrap_err();
+        assert!(matches!(err, JweError::HeaderNotAllowed("alg")), "{err:?}");
+
+        let pairs = key_pairs();
+        let (public, private) = &pairs[0];
+        let encrypter = jwe::ECDH_ES_A256KW.encrypter_from_jwk(public).unwrap();
+        header.set_compression("DEF");
+        let token = jwe::serialize_compact(INNER.as_bytes(), &header, &encrypter).unwrap();
+        let err = decrypt(&token, private).unwrap_err();
+        assert!(matches!(err, JweError::HeaderNotAllowed("zip")), "{err:?}");
+    }
+
+    #[test]
+    fn missing_content_type_is_rejected() {
+        let pairs = key_pairs();
+        let (public, private) = &pairs[0];
+        let token = encrypt(INNER, public).unwrap();
+        let mut header = header_of(&token);
+        header.as_object_mut().unwrap().remove("cty");
+        let err = decrypt(&with_header(&token, header), private).unwrap_err();
+        assert!(matches!(err, JweError::HeaderNotAllowed("cty")), "{err:?}");
+    }
+
+    /// The invalid-curve attack: an `epk` off the recipient's curve would
+    /// reveal the private key bit by bit to a decrypter that skipped the
+    /// point check.
+    #[test]
+    fn ephemeral_key_off_the_curve_does_not_decrypt() {
+        let pairs = key_pairs();
+        let (public, private) = &pairs[0];
+        let token = encrypt(INNER, public).unwrap();
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        for (x, y) in [([0u8; 32], one), (one, one), ([0xff; 32], [0xff; 32])] {
+            let mut header = header_of(&token);
+            header["epk"]["x"] = serde_json::json!(URL_SAFE_NO_PAD.encode(x));
+            header["epk"]["y"] = serde_json::json!(URL_SAFE_NO_PAD.encode(y));
+            let err = decrypt(&with_header(&token, header), private).unwrap_err();
+            assert!(matches!(err, JweError::Invalid), "{err:?}");
+        }
+    }
+
+    #[test]
     fn malformed_input_is_invalid() {
         let pairs = key_pairs();
         for input in ["", "a.b.c", "a.b.c.d.e", "....", INNER] {

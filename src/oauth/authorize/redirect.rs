@@ -104,4 +104,127 @@ mod tests {
         assert!(redirect_uri_matches("http://localhost:8080/cb", &list));
         assert!(!redirect_uri_matches("http://localhost:8081/cb", &list));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Generates registered URIs: https ones with a path and query, and loopback
+        /// ones with or without a port.
+        fn registered_uri() -> impl Strategy<Value = String> {
+            let path = "(/[a-zA-Z0-9._~%-]{0,8}){0,3}(\\?[a-z0-9=&]{1,8})?";
+            prop_oneof![
+                ("[a-z]{1,8}\\.(test|example)", path)
+                    .prop_map(|(host, path)| format!("https://{host}{path}")),
+                (
+                    prop::sample::select(vec!["127.0.0.1", "[::1]", "localhost"]),
+                    prop::option::of(1u16..),
+                    path
+                )
+                    .prop_map(|(host, port, path)| match port {
+                        Some(port) => format!("http://{host}:{port}{path}"),
+                        None => format!("http://{host}{path}"),
+                    }),
+            ]
+        }
+
+        /// Returns the byte range of a loopback URI's port, colon included, and
+        /// the position right after the host where a port may be inserted.
+        fn port_span(uri: &str) -> Option<std::ops::RangeInclusive<usize>> {
+            let host = FREE_PORT_HOSTS
+                .into_iter()
+                .find(|host| uri.starts_with(&format!("http://{host}")))?;
+            let start = "http://".len() + host.len();
+            let end = start + uri[start..].find(['/', '?']).unwrap_or(uri.len() - start);
+            Some(start..=end)
+        }
+
+        /// An edit of one character: replace, insert or delete at `at`.
+        #[derive(Clone, Debug)]
+        enum Edit {
+            Replace(usize, char),
+            Insert(usize, char),
+            Delete(usize),
+        }
+
+        fn apply(uri: &str, edit: &Edit) -> (String, usize) {
+            let chars: Vec<char> = uri.chars().collect();
+            let mut edited = chars.clone();
+            let at = match edit {
+                Edit::Replace(at, c) => {
+                    let at = at % chars.len();
+                    edited[at] = *c;
+                    at
+                }
+                Edit::Insert(at, c) => {
+                    let at = at % (chars.len() + 1);
+                    edited.insert(at, *c);
+                    at
+                }
+                Edit::Delete(at) => {
+                    let at = at % chars.len();
+                    edited.remove(at);
+                    at
+                }
+            };
+            (edited.into_iter().collect(), at)
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let c = prop_oneof![
+                any::<char>(),
+                prop::sample::select(vec!['/', '.', ':', '@', '%', '?', '#', 'A', '1', '\\']),
+            ];
+            prop_oneof![
+                (any::<usize>(), c.clone()).prop_map(|(at, c)| Edit::Replace(at, c)),
+                (any::<usize>(), c).prop_map(|(at, c)| Edit::Insert(at, c)),
+                any::<usize>().prop_map(Edit::Delete),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn registered_uri_matches_itself(uri in registered_uri()) {
+                prop_assert!(redirect_uri_matches(&uri, std::slice::from_ref(&uri)));
+            }
+
+            #[test]
+            fn any_edit_outside_a_loopback_port_fails(
+                uri in registered_uri(),
+                edit in edit(),
+            ) {
+                let (edited, at) = apply(&uri, &edit);
+                prop_assume!(edited != uri);
+                // Every character is ASCII, so `at` is also a byte index.
+                let in_port = port_span(&uri).is_some_and(|span| span.contains(&at));
+                prop_assume!(!in_port);
+                prop_assert!(
+                    !redirect_uri_matches(&edited, std::slice::from_ref(&uri)),
+                    "{} matched {}", edited, uri
+                );
+            }
+
+            #[test]
+            fn port_is_free_only_on_loopback_addresses(
+                host in prop_oneof![
+                    Just("127.0.0.1".to_owned()),
+                    Just("[::1]".to_owned()),
+                    Just("localhost".to_owned()),
+                    Just("127.0.0.2".to_owned()),
+                    Just("[::2]".to_owned()),
+                    "[a-z]{1,8}\\.test",
+                ],
+                scheme in prop::sample::select(vec!["http", "https"]),
+                registered_port in 1u16..,
+                requested_port in 1u16..,
+            ) {
+                prop_assume!(registered_port != requested_port);
+                let registered = format!("{scheme}://{host}:{registered_port}/cb");
+                let requested = format!("{scheme}://{host}:{requested_port}/cb");
+                let free = scheme == "http" && FREE_PORT_HOSTS.contains(&host.as_str());
+                prop_assert_eq!(redirect_uri_matches(&requested, &[registered]), free);
+            }
+        }
+    }
 }

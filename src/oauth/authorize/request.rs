@@ -7,7 +7,7 @@
 //! (RFC 6749 section 4.1.2.1). Only once both are valid do the other
 //! errors go back to the redirect URI, with fixed descriptions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,30 +24,54 @@ const MAX_CLIENT_ID_BYTES: usize = 256;
 
 /// The decoded parameters of a query string or form body, repeats kept.
 #[derive(Clone, Debug, Default)]
-pub struct Params(BTreeMap<String, Vec<String>>);
+pub struct Params {
+    values: BTreeMap<String, Vec<String>>,
+    /// Names of parameters sent with bytes that are not UTF-8 or with a
+    /// control character, in the name or the value.
+    malformed: BTreeSet<String>,
+}
 
 impl Params {
     /// Decodes `application/x-www-form-urlencoded` text. A parameter sent
-    /// without a value counts as omitted (RFC 6749 section 3.1).
+    /// without a value counts as omitted (RFC 6749 section 3.1). A name or
+    /// value that is not UTF-8 or contains a control character is kept aside
+    /// rather than repaired, so that it is never used or echoed changed.
     pub fn parse(raw: &[u8]) -> Self {
-        let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, value) in url::form_urlencoded::parse(raw) {
-            params
-                .entry(name.into_owned())
-                .or_default()
-                .push(value.into_owned());
+        let mut params = Self::default();
+        for pair in raw
+            .split(|byte| *byte == b'&')
+            .filter(|pair| !pair.is_empty())
+        {
+            let (name, value) = match pair.iter().position(|byte| *byte == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            match (decode(name), decode(value)) {
+                (Some(name), Some(value)) => params.values.entry(name).or_default().push(value),
+                (Some(name), None) => {
+                    params.malformed.insert(name);
+                }
+                (None, _) => {
+                    params
+                        .malformed
+                        .insert(String::from_utf8_lossy(name).into_owned());
+                }
+            }
         }
-        for values in params.values_mut() {
+        for values in params.values.values_mut() {
             values.retain(|value| !value.is_empty());
         }
-        params.retain(|_, values| !values.is_empty());
-        Self(params)
+        params.values.retain(|_, values| !values.is_empty());
+        params
     }
 
     /// Returns the value of a parameter sent once, or `Err` when it was
-    /// repeated.
+    /// repeated or malformed.
     fn single(&self, name: &str) -> Result<Option<&str>, ()> {
-        match self.0.get(name).map(Vec::as_slice) {
+        if self.malformed.contains(name) {
+            return Err(());
+        }
+        match self.values.get(name).map(Vec::as_slice) {
             None | Some([]) => Ok(None),
             Some([value]) => Ok(Some(value.as_str())),
             Some(_) => Err(()),
@@ -55,8 +79,21 @@ impl Params {
     }
 
     fn any_repeated(&self) -> bool {
-        self.0.values().any(|values| values.len() > 1)
+        self.values.values().any(|values| values.len() > 1)
     }
+}
+
+/// Percent-decodes one name or value, with `+` meaning a space; `None`
+/// when the result is not UTF-8 or contains a control character.
+fn decode(raw: &[u8]) -> Option<String> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|byte| if *byte == b'+' { b' ' } else { *byte })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|text| !text.chars().any(char::is_control))
 }
 
 /// The parameter that sends a request to the error page rather than back
@@ -259,17 +296,28 @@ pub fn check_request(
         ),
     };
 
-    let requested = Scopes::parse(get("scope").unwrap_or_default()).map_err(|_| {
+    let invalid_scope = || {
         AuthorizeError::new(
             "invalid_scope",
             "the scope contains a character outside RFC 6749 appendix A.4",
         )
-    })?;
+    };
+    if params.malformed.contains("scope") {
+        return Err(invalid_scope());
+    }
+    let requested = Scopes::parse(get("scope").unwrap_or_default()).map_err(|_| invalid_scope())?;
     let granted = requested.retain(|scope| client.scopes.iter().any(|held| held == scope));
     if granted.is_empty() {
         return Err(AuthorizeError::new(
             "invalid_scope",
             "no requested scope is allowed for this client",
+        ));
+    }
+    // A malformed parameter read above counted as absent; any other one,
+    // even a parameter Tessera ignores, fails here.
+    if !params.malformed.is_empty() {
+        return Err(AuthorizeError::invalid_request(
+            "a request parameter is not UTF-8 or contains a control character",
         ));
     }
     Ok(AuthorizationRequest {

@@ -157,3 +157,23 @@ fn limits_are_enforced() {
     let hint = format!("{}&login_hint={}", base(), "h".repeat(257));
     assert_eq!(check(&hint).unwrap_err().code, "invalid_request");
 }
+
+#[test]
+fn malformed_values_are_invalid_and_never_echoed() {
+    for value in ["%FF", "x%C0%AFy", "%00", "a%0Ab", "%7F"] {
+        for name in ["nonce", "login_hint", "prompt", "unknown"] {
+            let query = format!("{}&{name}={value}", base());
+            let error = check(&query).unwrap_err();
+            assert_eq!(error.code, "invalid_request", "{name}={value}");
+        }
+        let query = base().replace("state=xyz", &format!("state={value}"));
+        let params = Params::parse(query.as_bytes());
+        let target = response_target(&params, &client()).unwrap();
+        assert_eq!(target.state, None, "state={value}");
+        let query = base().replace("scope=openid", &format!("scope={value}"));
+        assert_eq!(check(&query).unwrap_err().code, "invalid_scope", "{value}");
+        let query = base().replace("client_id=rp1", &format!("client_id=rp1{value}"));
+        let params = Params::parse(query.as_bytes());
+        assert_eq!(client_id(&params), Err(PageError::ClientId), "{value}");
+    }
+}
