@@ -21,6 +21,7 @@ mod key_sets;
 mod key_store;
 mod keys;
 mod keys_cli;
+mod lifetimes;
 mod login;
 mod metrics;
 mod oauth_support;
