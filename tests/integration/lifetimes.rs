@@ -121,11 +121,11 @@ async fn refresh_ends_at_the_absolute_lifetime(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_ends_at_the_absolute_lifetime_sqlite() {
+async fn refresh_ends_at_the_absolute_lifetime_on_sqlite() {
     refresh_ends_at_the_absolute_lifetime(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_ends_at_the_absolute_lifetime_postgres() {
+async fn refresh_ends_at_the_absolute_lifetime_on_postgres() {
     refresh_ends_at_the_absolute_lifetime(Backend::Postgres).await;
 }

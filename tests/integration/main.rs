@@ -11,6 +11,7 @@ mod cli;
 mod client_assertions;
 mod client_ip;
 mod compose;
+mod cors;
 mod discovery;
 mod harness;
 mod instances;
