@@ -88,8 +88,8 @@ pub struct CreateArgs {
     /// Default: `tokens.refresh_token_idle_ttl`.
     #[arg(long, value_name = "DURATION")]
     pub refresh_token_idle_ttl: Option<HumanDuration>,
-    /// How long after login a grant's refresh tokens work, however often
-    /// they rotate. Default: `tokens.refresh_token_absolute_ttl`.
+    /// How long after the user's approval a grant's refresh tokens work,
+    /// however often they rotate. Default: `tokens.refresh_token_absolute_ttl`.
     #[arg(long, value_name = "DURATION")]
     pub refresh_token_absolute_ttl: Option<HumanDuration>,
 }

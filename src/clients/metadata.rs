@@ -22,10 +22,10 @@ pub const SUPPORTED_GRANT_TYPES: &[&str] =
 pub const SUPPORTED_ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256", "PS256", "EdDSA"];
 /// Most redirect URIs (or post-logout redirect URIs) one client may have.
 pub const MAX_REDIRECT_URIS: usize = 50;
-/// Longest access-token lifetime a client may set, the same bound as a
+/// Maximum access-token lifetime a client may set, the same bound as a
 /// resource server's.
 pub const MAX_ACCESS_TOKEN_TTL: Duration = crate::resources::MAX_ACCESS_TOKEN_TTL;
-/// Longest refresh-token lifetime a client may set: 3650 days, which keeps
+/// Maximum refresh-token lifetime a client may set: 3650 days, which keeps
 /// every expiry time far inside the range of the stored timestamps.
 pub const MAX_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(3650 * 86_400);
 

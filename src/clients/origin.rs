@@ -28,6 +28,7 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
     if origin.contains(['?', '#']) {
         return Err("must not contain a query or fragment".into());
     }
+
     let parsed = url::Url::parse(origin).map_err(|_| "is not an absolute URL".to_owned())?;
     let scheme = parsed.scheme();
     if scheme != "https" && scheme != "http" {
@@ -36,6 +37,7 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("must not contain user information".into());
     }
+
     let Some(host) = parsed.host_str() else {
         return Err("has no host".into());
     };
@@ -44,12 +46,16 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
                     (127.0.0.1, [::1] or localhost); use https"
             .into());
     }
+
     if parsed.path() != "/" {
         return Err("must not contain a path".into());
     }
     if origin.ends_with('/') {
         return Err("must not end with a slash".into());
     }
+
+    // Browsers send the host in lower case and punycode, without a default
+    // port, so any other spelling would never match.
     let serialized = parsed.origin().ascii_serialization();
     if serialized != origin {
         return Err(format!(

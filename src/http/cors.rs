@@ -4,7 +4,7 @@
 //! Discovery documents and the JWKS are public: any origin may read them
 //! (`Access-Control-Allow-Origin: *`), through tower-http's [`CorsLayer`].
 //!
-//! The token, userinfo, revocation and introspection endpoints answer only
+//! The token, userinfo, revocation and introspection endpoints serve only
 //! the origins that clients registered as `allowed_origins`:
 //!
 //! - A preflight names no client, so it passes when some client allows the
@@ -41,8 +41,9 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::server::AppState;
 use crate::store::Client;
 
-/// How long a browser may reuse a preflight answer, in seconds. Browsers
-/// cap it themselves (Chromium at 2 hours, Firefox at 24 hours).
+/// How long a browser may reuse a preflight response, in seconds. Browsers
+/// apply their own maximum (2 hours in Chromium 76 and later, 24 hours in
+/// Firefox, according to MDN's Access-Control-Max-Age page).
 const MAX_AGE_SECONDS: u64 = 600;
 
 /// Request headers that a browser app may send to the client endpoints:
@@ -60,8 +61,8 @@ pub fn public_documents() -> CorsLayer {
 }
 
 /// Wraps `route`, an endpoint that clients call with `methods`, in the
-/// per-client CORS rules. The layer also sees `OPTIONS` requests, which
-/// `route` itself would answer with 405.
+/// per-client CORS rules. The layer also receives `OPTIONS` requests, which
+/// `route` itself would reject with 405.
 pub fn for_clients(
     route: MethodRouter<AppState>,
     state: &AppState,
@@ -162,8 +163,8 @@ async fn client_cors(
     response
 }
 
-/// Answers a preflight: 204, with the allow headers only when some client
-/// allows `origin` and the endpoint takes the requested method.
+/// Responds to a preflight with 204, with the allow headers only when some
+/// client allows `origin` and the endpoint takes the requested method.
 async fn preflight(
     endpoint: &ClientEndpoint,
     origin: HeaderValue,

@@ -1,4 +1,4 @@
-//! Which lifetime applies to a token: a client's override, else a resource
+//! Precedence of token lifetimes: a client's override, else a resource
 //! server's (access tokens only), else the configured default.
 //!
 //! - Access token: when the client and the resource server both set one,

@@ -117,8 +117,8 @@ pub struct Client {
     /// Refresh-token idle lifetime in seconds; `None` means
     /// `tokens.refresh_token_idle_ttl`.
     pub refresh_token_idle_ttl_seconds: Option<i64>,
-    /// Lifetime in seconds of a grant's refresh tokens after login; `None`
-    /// means `tokens.refresh_token_absolute_ttl`.
+    /// Lifetime in seconds of a grant's refresh tokens, counted from the
+    /// user's approval; `None` means `tokens.refresh_token_absolute_ttl`.
     pub refresh_token_absolute_ttl_seconds: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -21,8 +21,8 @@ const ORIGIN_A: &str = "https://a.app.test";
 const ORIGIN_B: &str = "http://localhost:5173";
 const ELSEWHERE: &str = "https://evil.test";
 
-/// A server with one resource server and two `client_credentials` clients:
-/// A allows [`ORIGIN_A`], B allows [`ORIGIN_B`].
+/// Starts a server with one resource server and two `client_credentials`
+/// clients: A allows [`ORIGIN_A`] and B allows [`ORIGIN_B`].
 async fn setup(backend: Backend) -> (OauthApp, TestClient, TestClient) {
     let oauth = OauthApp::spawn(backend).await;
     add_resource(&oauth, "https://rs1.test/", &["api.read"]).await;
@@ -295,8 +295,8 @@ async fn new_origin_passes_preflight_within_two_seconds() {
     let before = preflight(app, "/token", origin, "POST").await;
     assert!(allowed_origin(before.headers()).is_none());
 
-    // Registered straight in the store, as the CLI does, so only the
-    // change counter tells the server.
+    // Registered straight in the store, as the CLI does, so the server
+    // learns of it only through the change counter.
     add_client(
         &oauth,
         ClientMetadata {

@@ -16,8 +16,9 @@ use crate::authorize::{code_for, Browser, PASSWORD, VERIFIER};
 use crate::harness::{Backend, TestApp, TestStore};
 use crate::login::{add_user, fast_config};
 
-/// A first-party confidential client with 2-minute access tokens, 30-minute
-/// idle refresh tokens and grants that end after an hour; and its secret.
+/// Registers a first-party confidential client with 2-minute access tokens,
+/// 30-minute idle refresh tokens and grants that end after an hour; returns
+/// it with its secret.
 async fn short_lived_client(app: &TestApp) -> (Client, String) {
     let metadata = ClientMetadata {
         client_name: Some("Short-lived".into()),
