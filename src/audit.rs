@@ -120,7 +120,8 @@ pub struct Change<'a> {
     pub actor: String,
     /// The changed client, when a client changed.
     pub client_id: Option<&'a str>,
-    /// The other thing that changed: a resource identifier or a key id.
+    /// The other thing that changed: a resource identifier, a key id, or a
+    /// client's allowed origins and lifetime overrides.
     pub detail: Option<String>,
 }
 

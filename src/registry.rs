@@ -1,13 +1,16 @@
-//! In-memory cache of clients and resource servers for the hot path.
+//! In-memory cache of clients and resource servers for the hot path, and
+//! of the union of every client's allowed origins, which CORS preflights
+//! need because they name no client.
 //!
 //! Entries live at most [`ENTRY_TTL`]. A task polls the store's change
 //! counters (`clients`, `resources`) every [`POLL_INTERVAL`] and empties a
 //! cache when its counter moved, so a change made by the CLI or another
-//! instance is seen within about two poll intervals. A miss reads the
+//! instance is seen within about two poll intervals. The origin union is
+//! emptied with the client cache. A miss reads the
 //! store; an unknown id is never cached, so a client created elsewhere is
 //! found on its first use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,8 @@ use crate::tokens::recipients::RecipientCache;
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Maximum time an entry is served without reading the store again.
 pub const ENTRY_TTL: Duration = Duration::from_secs(300);
+/// Key of the one entry in the origin cache.
+const ALL_ORIGINS: &str = "";
 
 /// Cached clients and resource servers, cheap to clone.
 #[derive(Clone)]
@@ -33,6 +38,8 @@ pub struct Registry {
 struct Inner {
     store: Arc<dyn Store>,
     clients: RwLock<Cache<Client>>,
+    /// One entry, [`ALL_ORIGINS`]: every origin that some client allows.
+    origins: RwLock<Cache<HashSet<String>>>,
     resources: RwLock<Cache<ResourceServer>>,
     key_sets: KeySetFetcher,
     recipients: RecipientCache,
@@ -71,6 +78,7 @@ impl Registry {
         let inner = Arc::new(Inner {
             store,
             clients: RwLock::new(Cache::default()),
+            origins: RwLock::new(Cache::default()),
             resources: RwLock::new(Cache::default()),
             key_sets: KeySetFetcher::new(clock),
             recipients: RecipientCache::default(),
@@ -99,6 +107,18 @@ impl Registry {
             store.client(&id).await
         })
         .await
+    }
+
+    /// Returns whether some client allows `origin`, from the cache or the
+    /// store. Origins are compared byte for byte, as registered.
+    pub async fn origin_allowed_by_any_client(&self, origin: &str) -> Result<bool, StoreError> {
+        let store = Arc::clone(&self.inner.store);
+        let origins = lookup(&self.inner.origins, ALL_ORIGINS, || async move {
+            let origins = store.allowed_origins().await?;
+            Ok(Some(origins.into_iter().collect()))
+        })
+        .await?;
+        Ok(origins.is_some_and(|origins| origins.contains(origin)))
     }
 
     /// Returns the resource server `identifier`, from the cache or the store.
@@ -153,9 +173,11 @@ impl Registry {
         Ok(client.filter(|client| crate::clients::verify_secret(client, secret, digester)))
     }
 
-    /// Drops every cached client; for writes made through this instance.
+    /// Drops every cached client and the origin union; for writes made
+    /// through this instance.
     pub fn invalidate_clients(&self) {
         write(&self.inner.clients).clear();
+        write(&self.inner.origins).clear();
     }
 
     /// Drops every cached resource server.
@@ -211,22 +233,29 @@ async fn poll(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        refresh(&inner.store, &inner.clients, CLIENTS_TOPIC).await;
+        if refresh(&inner.store, &inner.clients, CLIENTS_TOPIC).await {
+            write(&inner.origins).clear();
+        }
         refresh(&inner.store, &inner.resources, RESOURCES_TOPIC).await;
     }
 }
 
-async fn refresh<T>(store: &Arc<dyn Store>, cache: &RwLock<Cache<T>>, topic: &str) {
+/// Empties `cache` when the change counter of `topic` moved; returns
+/// whether it did.
+async fn refresh<T>(store: &Arc<dyn Store>, cache: &RwLock<Cache<T>>, topic: &str) -> bool {
     match store.generation(topic).await {
         Ok(generation) => {
             let mut cache = write(cache);
-            if cache.generation != Some(generation) {
+            let moved = cache.generation != Some(generation);
+            if moved {
                 cache.clear();
                 cache.generation = Some(generation);
             }
+            moved
         }
         Err(error) => {
             tracing::warn!(%error, topic, "cannot read change counter; cached entries expire after their lifetime");
+            false
         }
     }
 }

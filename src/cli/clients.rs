@@ -9,7 +9,7 @@ use super::admin::Admin;
 use super::Output;
 use crate::authorizations;
 use crate::clients::{self, ClientMetadata, Registrar, RegistrationError};
-use crate::config::Config;
+use crate::config::{Config, HumanDuration};
 use crate::public_keys::{read_key_file, KeyPurpose};
 use crate::store::Client;
 
@@ -71,6 +71,23 @@ pub struct CreateArgs {
     /// Let this confidential client use the code flow without PKCE.
     #[arg(long)]
     pub allow_no_pkce: bool,
+    /// Browser origin whose scripts may call the token, userinfo, revocation
+    /// and introspection endpoints as this client (repeatable), written as
+    /// browsers send it: https://app.example.com, http only on loopback.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Access-token lifetime (`90s`, `10m`, `12h`), at most 24h; the shorter
+    /// one wins when the resource server sets one too.
+    #[arg(long, value_name = "DURATION")]
+    pub access_token_ttl: Option<HumanDuration>,
+    /// How long an unused refresh token stays valid; each refresh renews it.
+    /// Default: `tokens.refresh_token_idle_ttl`.
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_token_idle_ttl: Option<HumanDuration>,
+    /// How long after the user's approval a grant's refresh tokens work,
+    /// however often they rotate. Default: `tokens.refresh_token_absolute_ttl`.
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_token_absolute_ttl: Option<HumanDuration>,
 }
 
 pub async fn run(config: &Config, output: &Output, command: ClientsCommand) -> anyhow::Result<()> {
@@ -186,9 +203,13 @@ async fn create(admin: &Admin, output: &Output, args: CreateArgs) -> anyhow::Res
         jwks,
         jwks_uri: args.jwks_uri.clone(),
         id_token_signed_response_alg: args.id_token_alg.clone(),
+        allowed_origins: args.allowed_origins.clone(),
         default_resource: args.default_resource.clone(),
         first_party: args.first_party,
         allow_no_pkce: args.allow_no_pkce,
+        access_token_ttl: args.access_token_ttl.map(|ttl| ttl.as_duration()),
+        refresh_token_idle_ttl: args.refresh_token_idle_ttl.map(|ttl| ttl.as_duration()),
+        refresh_token_absolute_ttl: args.refresh_token_absolute_ttl.map(|ttl| ttl.as_duration()),
     };
     if args.name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -247,6 +268,10 @@ pub fn client_view(client: &Client) -> Value {
         "first_party": client.first_party,
         "require_pkce": client.require_pkce,
         "self_registered": client.self_registered,
+        "allowed_origins": client.allowed_origins,
+        "access_token_ttl_seconds": client.access_token_ttl_seconds,
+        "refresh_token_idle_ttl_seconds": client.refresh_token_idle_ttl_seconds,
+        "refresh_token_absolute_ttl_seconds": client.refresh_token_absolute_ttl_seconds,
         "created_at": client.created_at.to_rfc3339(),
         "updated_at": client.updated_at.to_rfc3339(),
     })

@@ -5,9 +5,12 @@
 //! request, ignoring unknown members, and [`validate`] applies every rule
 //! and fills in defaults. Each rejection names the field in its description.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::names::{check_name, looks_like_any};
+use super::origin::{check_origin, MAX_ALLOWED_ORIGINS};
 use super::redirect_uri::check_redirect_uri;
 use crate::public_keys::{check_public_jwks, url_allowed, KeyPurpose};
 use crate::store::{ApplicationType, AuthMethod};
@@ -19,6 +22,12 @@ pub const SUPPORTED_GRANT_TYPES: &[&str] =
 pub const SUPPORTED_ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256", "PS256", "EdDSA"];
 /// Most redirect URIs (or post-logout redirect URIs) one client may have.
 pub const MAX_REDIRECT_URIS: usize = 50;
+/// Maximum access-token lifetime a client may set, the same bound as a
+/// resource server's.
+pub const MAX_ACCESS_TOKEN_TTL: Duration = crate::resources::MAX_ACCESS_TOKEN_TTL;
+/// Maximum refresh-token lifetime a client may set: 3650 days, which keeps
+/// every expiry time far inside the range of the stored timestamps.
+pub const MAX_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(3650 * 86_400);
 
 /// RFC 7591 section 3.2.2 error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,10 +112,16 @@ pub struct ClientMetadata {
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
+    /// Tessera's `allowed_origins` extension: browser origins allowed to
+    /// call the token endpoint and its siblings as this client (CORS).
+    pub allowed_origins: Vec<String>,
     /// Administrator-only settings, never read from a registration request.
     pub default_resource: Option<String>,
     pub first_party: bool,
     pub allow_no_pkce: bool,
+    pub access_token_ttl: Option<Duration>,
+    pub refresh_token_idle_ttl: Option<Duration>,
+    pub refresh_token_absolute_ttl: Option<Duration>,
 }
 
 /// Metadata that passed every check, with defaults filled in.
@@ -126,6 +141,16 @@ pub struct ValidMetadata {
     pub id_token_signed_response_alg: String,
     pub first_party: bool,
     pub require_pkce: bool,
+    pub allowed_origins: Vec<String>,
+    pub lifetimes: ClientLifetimes,
+}
+
+/// A client's lifetime overrides in seconds; `None` keeps the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientLifetimes {
+    pub access_token_ttl_seconds: Option<i64>,
+    pub refresh_token_idle_ttl_seconds: Option<i64>,
+    pub refresh_token_absolute_ttl_seconds: Option<i64>,
 }
 
 impl ClientMetadata {
@@ -166,9 +191,14 @@ impl ClientMetadata {
                 get("id_token_signed_response_alg"),
                 "id_token_signed_response_alg",
             )?,
+            allowed_origins: string_list(get("allowed_origins"), "allowed_origins")?
+                .unwrap_or_default(),
             default_resource: None,
             first_party: false,
             allow_no_pkce: false,
+            access_token_ttl: None,
+            refresh_token_idle_ttl: None,
+            refresh_token_absolute_ttl: None,
         })
     }
 }
@@ -256,6 +286,8 @@ pub fn validate(
         application_type,
     )?;
 
+    let allowed_origins = check_origins(&metadata.allowed_origins)?;
+    let lifetimes = check_lifetimes(metadata)?;
     let scopes = check_scopes(metadata, registrar, &grant_types)?;
     let default_resource = metadata
         .default_resource
@@ -307,6 +339,8 @@ pub fn validate(
         id_token_signed_response_alg,
         first_party: metadata.first_party && !registrar.is_self_service(),
         require_pkce: !metadata.allow_no_pkce,
+        allowed_origins,
+        lifetimes,
     })
 }
 
@@ -539,6 +573,77 @@ fn check_uri_list(
             .map_err(|reason| MetadataError::redirect(field, format!("{uri:?} {reason}")))?;
     }
     Ok(dedup(uris))
+}
+
+fn check_origins(origins: &[String]) -> Result<Vec<String>, MetadataError> {
+    if origins.len() > MAX_ALLOWED_ORIGINS {
+        return Err(MetadataError::metadata(
+            "allowed_origins",
+            format!("at most {MAX_ALLOWED_ORIGINS} are allowed"),
+        ));
+    }
+    for origin in origins {
+        check_origin(origin).map_err(|reason| {
+            MetadataError::metadata("allowed_origins", format!("{origin:?} {reason}"))
+        })?;
+    }
+    Ok(dedup(origins))
+}
+
+/// Checks the lifetime overrides against the bounds the configuration
+/// applies to the global lifetimes: above zero, whole seconds, an idle
+/// lifetime no longer than the absolute one, plus an upper bound each.
+fn check_lifetimes(metadata: &ClientMetadata) -> Result<ClientLifetimes, MetadataError> {
+    let seconds = |field: &'static str, ttl: Option<Duration>, max: Duration, max_text: &str| {
+        let Some(ttl) = ttl else {
+            return Ok(None);
+        };
+        if ttl.is_zero() || ttl > max {
+            return Err(MetadataError::metadata(
+                field,
+                format!("must be above zero and at most {max_text}"),
+            ));
+        }
+        if ttl.subsec_nanos() != 0 {
+            return Err(MetadataError::metadata(
+                field,
+                "must be a whole number of seconds",
+            ));
+        }
+        Ok(Some(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)))
+    };
+    let lifetimes = ClientLifetimes {
+        access_token_ttl_seconds: seconds(
+            "access_token_ttl",
+            metadata.access_token_ttl,
+            MAX_ACCESS_TOKEN_TTL,
+            "24h",
+        )?,
+        refresh_token_idle_ttl_seconds: seconds(
+            "refresh_token_idle_ttl",
+            metadata.refresh_token_idle_ttl,
+            MAX_REFRESH_TOKEN_TTL,
+            "3650d",
+        )?,
+        refresh_token_absolute_ttl_seconds: seconds(
+            "refresh_token_absolute_ttl",
+            metadata.refresh_token_absolute_ttl,
+            MAX_REFRESH_TOKEN_TTL,
+            "3650d",
+        )?,
+    };
+    if let (Some(idle), Some(absolute)) = (
+        lifetimes.refresh_token_idle_ttl_seconds,
+        lifetimes.refresh_token_absolute_ttl_seconds,
+    ) {
+        if idle > absolute {
+            return Err(MetadataError::metadata(
+                "refresh_token_idle_ttl",
+                "must be at most refresh_token_absolute_ttl",
+            ));
+        }
+    }
+    Ok(lifetimes)
 }
 
 /// Returns whether `value` is a scope token: one or more of the characters RFC 6749

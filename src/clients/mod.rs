@@ -14,9 +14,12 @@ use crate::store::{AuthMethod, Client, Store, StoreError};
 
 pub mod metadata;
 pub mod names;
+pub mod origin;
 pub mod redirect_uri;
 
-pub use metadata::{validate, ClientMetadata, ErrorCode, MetadataError, Registrar, ValidMetadata};
+pub use metadata::{
+    validate, ClientLifetimes, ClientMetadata, ErrorCode, MetadataError, Registrar, ValidMetadata,
+};
 
 /// A client just registered, with the secrets shown this once.
 #[derive(Debug)]
@@ -103,6 +106,10 @@ pub async fn register(
         registration_token_digest: registration_access_token
             .as_ref()
             .map(|token| digester.digest(token.expose())),
+        allowed_origins: valid.allowed_origins,
+        access_token_ttl_seconds: valid.lifetimes.access_token_ttl_seconds,
+        refresh_token_idle_ttl_seconds: valid.lifetimes.refresh_token_idle_ttl_seconds,
+        refresh_token_absolute_ttl_seconds: valid.lifetimes.refresh_token_absolute_ttl_seconds,
         created_at: now,
         updated_at: now,
     };
@@ -112,8 +119,7 @@ pub async fn register(
         self_registered = client.self_registered,
         "client registered"
     );
-    let actor = actor_of(registrar, &client.client_id);
-    record_change(store, kind::CLIENT_CREATED, &client.client_id, actor, now).await;
+    record_settings_change(store, kind::CLIENT_CREATED, &client, registrar, now).await;
     Ok(RegisteredClient {
         client,
         client_secret,
@@ -167,12 +173,15 @@ pub async fn update_registration(
         require_pkce: current.require_pkce,
         self_registered: current.self_registered,
         registration_token_digest: current.registration_token_digest.clone(),
+        allowed_origins: valid.allowed_origins,
+        access_token_ttl_seconds: current.access_token_ttl_seconds,
+        refresh_token_idle_ttl_seconds: current.refresh_token_idle_ttl_seconds,
+        refresh_token_absolute_ttl_seconds: current.refresh_token_absolute_ttl_seconds,
         created_at: current.created_at,
         updated_at: now,
     };
     store.update_client(&client).await?;
-    let actor = actor_of(registrar, &client.client_id);
-    record_change(store, kind::CLIENT_UPDATED, &client.client_id, actor, now).await;
+    record_settings_change(store, kind::CLIENT_UPDATED, &client, registrar, now).await;
     Ok((client, new_secret))
 }
 
@@ -220,6 +229,55 @@ pub async fn record_change(
         detail: None,
     };
     crate::audit::record_change(store, change, now).await;
+}
+
+/// Records the creation or update of `client` in the audit log, with its
+/// allowed origins and lifetime overrides as the detail. None of them is
+/// secret; the secrets and their digests stay out.
+async fn record_settings_change(
+    store: &dyn Store,
+    kind: &str,
+    client: &Client,
+    registrar: Registrar,
+    now: DateTime<Utc>,
+) {
+    let change = Change {
+        kind,
+        actor: actor_of(registrar, &client.client_id),
+        client_id: Some(&client.client_id),
+        detail: settings_detail(client),
+    };
+    crate::audit::record_change(store, change, now).await;
+}
+
+/// Describes the allowed origins and lifetime overrides of `client`, such
+/// as `allowed_origins https://app.test; access_token_ttl 300s`, or `None`
+/// when it has none.
+fn settings_detail(client: &Client) -> Option<String> {
+    let mut parts = Vec::new();
+    if !client.allowed_origins.is_empty() {
+        parts.push(format!(
+            "allowed_origins {}",
+            client.allowed_origins.join(" ")
+        ));
+    }
+    let lifetimes = [
+        ("access_token_ttl", client.access_token_ttl_seconds),
+        (
+            "refresh_token_idle_ttl",
+            client.refresh_token_idle_ttl_seconds,
+        ),
+        (
+            "refresh_token_absolute_ttl",
+            client.refresh_token_absolute_ttl_seconds,
+        ),
+    ];
+    for (name, seconds) in lifetimes {
+        if let Some(seconds) = seconds {
+            parts.push(format!("{name} {seconds}s"));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Returns who changes a client: an operator through the CLI, or the

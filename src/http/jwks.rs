@@ -10,9 +10,10 @@ use serde_json::json;
 
 use crate::server::AppState;
 
-/// `get` also routes HEAD requests, which get the headers and no body.
+/// `get` also routes HEAD requests, which get the headers and no body. Any
+/// origin may read the keys (CORS).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/jwks", get(jwks))
+    Router::new().route("/jwks", get(jwks).layer(super::cors::public_documents()))
 }
 
 async fn jwks(State(state): State<AppState>, request_headers: HeaderMap) -> Response {

@@ -9,6 +9,7 @@ use tower_http::trace::TraceLayer;
 use crate::server::AppState;
 
 pub mod client_ip;
+pub mod cors;
 pub mod error;
 mod error_page;
 pub mod form;
@@ -47,14 +48,14 @@ pub fn router(state: AppState) -> Router {
     // metadata document stay at the root.
     let protocol = Router::new()
         .merge(crate::oauth::register::router(&state))
-        .merge(crate::oauth::token::router())
-        .merge(crate::oauth::introspect::router())
-        .merge(crate::oauth::revoke::router())
+        .merge(crate::oauth::token::router(&state))
+        .merge(crate::oauth::introspect::router(&state))
+        .merge(crate::oauth::revoke::router(&state))
         .merge(crate::oauth::discovery::router())
         .merge(jwks::router())
         .merge(crate::accounts::router(&state.config))
         .merge(crate::oauth::authorize::router(&state.config))
-        .merge(crate::oidc::router(&state.config));
+        .merge(crate::oidc::router(&state));
     let issuer_path = issuer_path(&state.config.issuer);
     let root = health::router().merge(crate::oauth::discovery::root_router(&issuer_path));
     let routes = if issuer_path.is_empty() {

@@ -88,8 +88,8 @@ impl Schedule {
         let tokens = &config.tokens;
         let keys = &config.keys;
         // NOTE: covers the configured access and ID token lifetimes only; a
-        // per-resource access token lifetime longer than these would need to
-        // extend the retention too.
+        // per-resource or per-client access token lifetime (at most 24h)
+        // longer than these would need to extend the retention too.
         let longest_token = tokens.access_token_ttl.max(tokens.id_token_ttl);
         Self {
             rotation_period: keys.rotation_period.as_chrono(),

@@ -4,7 +4,7 @@
 //!
 //! Both list only the endpoints and features that exist, and every URL is
 //! built from the configured issuer, never from `Host` or forwarded
-//! headers (RFC 8414 section 3.3).
+//! headers (RFC 8414 section 3.3). Any origin may read them (CORS).
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::client_auth::ASSERTION_ALGORITHMS;
 use crate::config::{Config, RegistrationPolicy};
+use crate::http::cors;
 use crate::http::error::OAuthError;
 use crate::server::AppState;
 use crate::store::ResourceServer;
@@ -34,7 +35,10 @@ pub const AUTHORIZATION_SERVER_PATH: &str = "/.well-known/oauth-authorization-se
 /// Routes the OpenID configuration; the caller mounts it under the
 /// issuer's path.
 pub fn router() -> Router<AppState> {
-    Router::new().route(OPENID_CONFIGURATION_PATH, get(document))
+    Router::new().route(
+        OPENID_CONFIGURATION_PATH,
+        get(document).layer(cors::public_documents()),
+    )
 }
 
 /// Routes the RFC 8414 document at the root, with the issuer's path after
@@ -42,7 +46,7 @@ pub fn router() -> Router<AppState> {
 pub fn root_router(issuer_path: &str) -> Router<AppState> {
     Router::new().route(
         &format!("{AUTHORIZATION_SERVER_PATH}{issuer_path}"),
-        get(document),
+        get(document).layer(cors::public_documents()),
     )
 }
 

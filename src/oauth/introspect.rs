@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use super::client_auth::{self, AuthError, AuthFailure};
 use super::credentials::PresentedCredentials;
 use crate::http::client_ip::ClientIp;
+use crate::http::cors::{self, CorsClient};
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::http::rate_limit::{CallerKey, Endpoint};
@@ -31,8 +32,11 @@ use crate::resources::verify_introspection_secret;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/introspect", post(introspect))
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route(
+        "/introspect",
+        cors::for_clients(post(introspect), state, &["POST"]),
+    )
 }
 
 /// Who asks.
@@ -115,10 +119,11 @@ impl IntoResponse for Introspection {
 async fn introspect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    cors: CorsClient,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match handle(&state, ip, &headers, &form).await {
+    match handle(&state, ip, &cors, &headers, &form).await {
         Ok(introspection) => introspection.into_response(),
         Err(error) => error.into_response(),
     }
@@ -127,11 +132,12 @@ async fn introspect(
 async fn handle(
     state: &AppState,
     ip: IpAddr,
+    cors: &CorsClient,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Introspection, OAuthError> {
     let authenticated = match client_auth::read_credentials(headers, form) {
-        Ok(presented) => authenticate_caller(state, &presented).await,
+        Ok(presented) => authenticate_caller(state, cors, &presented).await,
         Err(error) => Err(error),
     };
     let caller =
@@ -163,9 +169,11 @@ async fn handle(
 }
 
 /// Authenticates a client, or else a resource server by its introspection
-/// credentials when the id names no client.
+/// credentials when the id names no client. A client is named to `cors`;
+/// resource servers have no allowed origins.
 async fn authenticate_caller(
     state: &AppState,
+    cors: &CorsClient,
     presented: &PresentedCredentials,
 ) -> Result<Caller, OAuthError> {
     // RFC 7662 section 2.1 requires authentication, and a public client's
@@ -179,7 +187,10 @@ async fn authenticate_caller(
         .into());
     }
     match client_auth::authenticate(state, presented).await {
-        Ok(client) => Ok(Caller::Client(client.client_id.clone())),
+        Ok(client) => {
+            cors.set_client(&client);
+            Ok(Caller::Client(client.client_id.clone()))
+        }
         Err(error) if error.is_unknown_client() => match presented {
             PresentedCredentials::Basic { client_id, secret }
             | PresentedCredentials::Post { client_id, secret } => {

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod grants;
 pub mod introspect;
+pub mod lifetimes;
 pub mod register;
 pub mod resource;
 pub mod revoke;

@@ -7,6 +7,11 @@
 //! an initial access token (`token`). A self-registered client is never
 //! first-party, so it always gets a consent page. Updates through `PUT`
 //! follow the rules of the current policy (`open` rules unless `token`).
+//!
+//! Besides the RFC 7591 members, a request may carry `allowed_origins`, the
+//! browser origins allowed to call the token endpoint and its siblings as
+//! the client (CORS). Lifetime overrides, like the default resource, are
+//! left to operators.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -376,6 +381,7 @@ pub fn client_information(client: &Client, issuer: &str) -> Value {
         "scope": client.scopes.join(" "),
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "allowed_origins": client.allowed_origins,
         "registration_client_uri": format!("{issuer}/register/{}", client.client_id),
     });
     if client.auth_method.uses_secret() {

@@ -18,6 +18,7 @@ use axum::Router;
 use super::client_auth;
 use crate::audit::kind;
 use crate::http::client_ip::ClientIp;
+use crate::http::cors::{self, CorsClient};
 use crate::http::error::{no_store, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::http::rate_limit::{CallerKey, Endpoint};
@@ -25,17 +26,18 @@ use crate::oauth::grants::audit;
 use crate::server::AppState;
 use crate::store::StoreError;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/revoke", post(revoke))
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route("/revoke", cors::for_clients(post(revoke), state, &["POST"]))
 }
 
 async fn revoke(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    cors: CorsClient,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match handle(&state, ip, &headers, &form).await {
+    match handle(&state, ip, &cors, &headers, &form).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
@@ -48,10 +50,14 @@ async fn revoke(
 async fn handle(
     state: &AppState,
     ip: IpAddr,
+    cors: &CorsClient,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<(), OAuthError> {
     let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    if let Ok(client) = &authenticated {
+        cors.set_client(client);
+    }
     let client = state
         .rate_limits
         .admit(Endpoint::Revoke, ip, authenticated, |client| {

@@ -5,11 +5,10 @@ pub mod userinfo;
 
 use axum::Router;
 
-use crate::config::Config;
 use crate::server::AppState;
 
-pub fn router(config: &Config) -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(userinfo::router())
-        .merge(logout::router(config))
+        .merge(userinfo::router(state))
+        .merge(logout::router(&state.config))
 }

@@ -5,7 +5,8 @@
 //! encrypted to one of Tessera's published encryption keys, pass the
 //! header allow-list, carry a JWS signed by a published key with
 //! `typ: at+jwt`, `iss` and `aud` equal to the issuer, and be recorded and
-//! not revoked. Errors follow RFC 6750 section 3.
+//! not revoked. Errors follow RFC 6750 section 3. A browser app may read
+//! the response when the token's client allows its origin (CORS).
 
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -18,14 +19,19 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::http::cors::{self, CorsClient};
 use crate::http::error::no_store;
 use crate::server::AppState;
 use crate::tokens::access::ACCESS_TOKEN_TYPE;
 use crate::tokens::id_token::UserClaims;
 use crate::tokens::jwe::decrypt_with;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/userinfo", get(userinfo).post(userinfo))
+pub fn router(state: &AppState) -> Router<AppState> {
+    let route = get(userinfo).post(userinfo);
+    Router::new().route(
+        "/userinfo",
+        cors::for_clients(route, state, &["GET", "POST"]),
+    )
 }
 
 /// An RFC 6750 error.
@@ -80,10 +86,11 @@ struct AccessClaims {
     aud: serde_json::Value,
     exp: i64,
     scope: String,
+    client_id: String,
 }
 
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match claims_for(&state, &headers).await {
+async fn userinfo(State(state): State<AppState>, cors: CorsClient, headers: HeaderMap) -> Response {
+    match claims_for(&state, &cors, &headers).await {
         Ok(info) => {
             let mut response = axum::Json(info).into_response();
             no_store(response.headers_mut());
@@ -93,9 +100,14 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-async fn claims_for(state: &AppState, headers: &HeaderMap) -> Result<UserInfo, BearerError> {
+async fn claims_for(
+    state: &AppState,
+    cors: &CorsClient,
+    headers: &HeaderMap,
+) -> Result<UserInfo, BearerError> {
     let token = bearer_token(headers)?;
     let access = verify_own_token(state, token).await?;
+    name_client(state, cors, &access.client_id).await;
     let scopes: Vec<&str> = access.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
         return Err(BearerError::InsufficientScope);
@@ -115,6 +127,20 @@ async fn claims_for(state: &AppState, headers: &HeaderMap) -> Result<UserInfo, B
         sub: access.sub.clone(),
         claims: UserClaims::for_scopes(&user, scopes),
     })
+}
+
+/// Names the client the token was issued to, whose allowed origins decide
+/// whether a browser app may read the response. Only a request with an
+/// `Origin` header pays for the lookup.
+async fn name_client(state: &AppState, cors: &CorsClient, client_id: &str) {
+    if !cors.is_active() {
+        return;
+    }
+    match state.registry.client(client_id).await {
+        Ok(Some(client)) => cors.set_client(&client),
+        Ok(None) => {}
+        Err(error) => tracing::error!(error = ?error, "userinfo client lookup failed"),
+    }
 }
 
 /// Reads `Authorization: Bearer TOKEN` (the scheme in any case).

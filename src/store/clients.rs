@@ -107,6 +107,19 @@ pub struct Client {
     pub self_registered: bool,
     /// Digest of the RFC 7592 registration access token.
     pub registration_token_digest: Option<String>,
+    /// Browser origins (serialized as in RFC 6454 section 6.2) that may call
+    /// the token, userinfo, revocation and introspection endpoints as this
+    /// client.
+    pub allowed_origins: Vec<String>,
+    /// Access-token lifetime in seconds; `None` leaves it to the resource
+    /// server or `tokens.access_token_ttl`.
+    pub access_token_ttl_seconds: Option<i64>,
+    /// Refresh-token idle lifetime in seconds; `None` means
+    /// `tokens.refresh_token_idle_ttl`.
+    pub refresh_token_idle_ttl_seconds: Option<i64>,
+    /// Lifetime in seconds of a grant's refresh tokens, counted from the
+    /// user's approval; `None` means `tokens.refresh_token_absolute_ttl`.
+    pub refresh_token_absolute_ttl_seconds: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -143,6 +156,9 @@ pub trait ClientStore {
         secret_digest: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Returns every origin that some client allows, each once, sorted.
+    async fn allowed_origins(&self) -> Result<Vec<String>, StoreError>;
 
     /// Deletes a client with its grants, codes and refresh tokens, in one
     /// transaction; returns whether it existed.

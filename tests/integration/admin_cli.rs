@@ -607,6 +607,101 @@ async fn client_flags_reach_the_record() {
 }
 
 #[tokio::test]
+async fn client_origins_and_lifetimes_reach_the_record() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let create = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "--json",
+            "clients",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            "https://spa.test/cb",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let rejected = [
+        (
+            &["--allowed-origin", "https://spa.test/"][..],
+            "must not end with a slash",
+        ),
+        (
+            &["--allowed-origin", "https://spa.test/app"][..],
+            "must not contain a path",
+        ),
+        (
+            &["--allowed-origin", "http://spa.test"][..],
+            "only for loopback hosts",
+        ),
+        (
+            &["--access-token-ttl", "2d"][..],
+            "access_token_ttl: must be above zero and at most 24h",
+        ),
+        (
+            &[
+                "--refresh-token-idle-ttl",
+                "2h",
+                "--refresh-token-absolute-ttl",
+                "1h",
+            ][..],
+            "refresh_token_idle_ttl: must be at most refresh_token_absolute_ttl",
+        ),
+    ];
+    for (extra, needle) in rejected {
+        assert_rejected(&tessera(&app, &create(extra)).await, needle);
+    }
+    let unparsable = tessera(&app, &create(&["--access-token-ttl", "10 parsecs"])).await;
+    assert_eq!(unparsable.status.code(), Some(2), "{unparsable:?}");
+
+    let created = json_output(
+        &tessera(
+            &app,
+            &create(&[
+                "--allowed-origin",
+                "https://spa.test",
+                "--allowed-origin",
+                "http://localhost:5173",
+                "--access-token-ttl",
+                "5m",
+                "--refresh-token-idle-ttl",
+                "1h",
+                "--refresh-token-absolute-ttl",
+                "1d",
+            ]),
+        )
+        .await,
+    );
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let shown = json_output(&tessera(&app, &["--json", "clients", "show", &client_id]).await);
+    let listed = json_output(&tessera(&app, &["--json", "clients", "list"]).await);
+    for view in [&created, &shown, &listed[0]] {
+        assert_eq!(
+            view["allowed_origins"],
+            json!(["https://spa.test", "http://localhost:5173"])
+        );
+        assert_eq!(view["access_token_ttl_seconds"], 300);
+        assert_eq!(view["refresh_token_idle_ttl_seconds"], 3600);
+        assert_eq!(view["refresh_token_absolute_ttl_seconds"], 86_400);
+    }
+
+    let events = app.state.store.recent_audit_events(10).await.unwrap();
+    let created_event = events
+        .iter()
+        .find(|event| event.kind == "client.created")
+        .unwrap();
+    assert_eq!(
+        created_event.detail.as_deref(),
+        Some(
+            "allowed_origins https://spa.test http://localhost:5173; access_token_ttl 300s; \
+             refresh_token_idle_ttl 3600s; refresh_token_absolute_ttl 86400s"
+        )
+    );
+}
+
+#[tokio::test]
 async fn initial_access_token_opens_registration_once() {
     let config = Config {
         registration: RegistrationSettings {

@@ -96,6 +96,57 @@ async fn open_registration_issues_credentials_once() {
 }
 
 #[tokio::test]
+async fn allowed_origins_are_registered_and_updated() {
+    let app = spawn(RegistrationPolicy::Open).await;
+    let invalid = json!({
+        "redirect_uris": ["https://spa.test/cb"],
+        "allowed_origins": ["https://spa.test/"],
+    });
+    let description = assert_error(
+        post(&app, &invalid, None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_client_metadata",
+    )
+    .await;
+    assert!(
+        description.starts_with("allowed_origins: "),
+        "{description}"
+    );
+
+    let request = json!({
+        "redirect_uris": ["https://spa.test/cb"],
+        "token_endpoint_auth_method": "none",
+        "allowed_origins": ["https://spa.test"],
+    });
+    let created: Value = post(&app, &request, None).await.json().await.unwrap();
+    assert_eq!(created["allowed_origins"], json!(["https://spa.test"]));
+    let client_id = created["client_id"].as_str().unwrap();
+    let stored = app.store.store.client(client_id).await.unwrap().unwrap();
+    assert_eq!(stored.allowed_origins, vec!["https://spa.test"]);
+
+    let update = json!({
+        "client_id": client_id,
+        "redirect_uris": ["https://spa.test/cb"],
+        "token_endpoint_auth_method": "none",
+        "allowed_origins": ["https://spa.test", "https://beta.spa.test"],
+    });
+    let updated = app
+        .client
+        .put(app.url(&format!("/register/{client_id}")))
+        .bearer_auth(created["registration_access_token"].as_str().unwrap())
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let updated: Value = updated.json().await.unwrap();
+    let expected = json!(["https://spa.test", "https://beta.spa.test"]);
+    assert_eq!(updated["allowed_origins"], expected);
+    let stored = app.store.store.client(client_id).await.unwrap().unwrap();
+    assert_eq!(stored.allowed_origins.len(), 2);
+}
+
+#[tokio::test]
 async fn fragments_and_script_schemes_are_rejected() {
     let app = spawn(RegistrationPolicy::Open).await;
     let native = |uri: &str| json!({ "application_type": "native", "redirect_uris": [uri] });

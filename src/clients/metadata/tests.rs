@@ -389,7 +389,103 @@ fn cases() -> Vec<(&'static str, Value, Registrar, Expect)> {
             Open,
             Rejected(METADATA, "request"),
         ),
+        (
+            "allowed origins",
+            json!({ "redirect_uris": ["https://spa.test/cb"], "allowed_origins": ["https://spa.test", "http://localhost:5173"] }),
+            Open,
+            Accepted,
+        ),
+        (
+            "allowed origin with a trailing slash",
+            json!({ "redirect_uris": ["https://spa.test/cb"], "allowed_origins": ["https://spa.test/"] }),
+            Open,
+            Rejected(METADATA, "allowed_origins"),
+        ),
+        (
+            "allowed origin over plain http",
+            json!({ "redirect_uris": ["https://spa.test/cb"], "allowed_origins": ["http://spa.test"] }),
+            Open,
+            Rejected(METADATA, "allowed_origins"),
+        ),
+        (
+            "allowed origins not a list",
+            json!({ "redirect_uris": ["https://spa.test/cb"], "allowed_origins": "https://spa.test" }),
+            Open,
+            Rejected(METADATA, "allowed_origins"),
+        ),
     ]
+}
+
+#[test]
+fn allowed_origins_are_deduplicated_and_capped() {
+    let origin = "https://spa.test".to_owned();
+    let metadata = ClientMetadata {
+        allowed_origins: vec![origin.clone(), origin.clone()],
+        ..ClientMetadata::from_json(&redirect("https://spa.test/cb")).unwrap()
+    };
+    let valid = validate(&metadata, Registrar::OpenSelfService, &[]).unwrap();
+    assert_eq!(valid.allowed_origins, vec![origin]);
+
+    let many = (0..=MAX_ALLOWED_ORIGINS)
+        .map(|port| format!("http://localhost:{}", 3000 + port))
+        .collect();
+    let metadata = ClientMetadata {
+        allowed_origins: many,
+        ..metadata
+    };
+    let err = validate(&metadata, Registrar::OpenSelfService, &[]).unwrap_err();
+    assert_eq!(err.field, "allowed_origins");
+}
+
+#[test]
+fn lifetimes_are_bounded_like_the_configuration() {
+    let base = ClientMetadata::from_json(&redirect("https://rp.test/cb")).unwrap();
+    let with = |access: Option<u64>, idle: Option<u64>, absolute: Option<u64>| ClientMetadata {
+        access_token_ttl: access.map(Duration::from_secs),
+        refresh_token_idle_ttl: idle.map(Duration::from_secs),
+        refresh_token_absolute_ttl: absolute.map(Duration::from_secs),
+        ..base.clone()
+    };
+
+    let valid = validate(
+        &with(Some(300), Some(1800), Some(3600)),
+        Registrar::Administrator,
+        &[],
+    )
+    .unwrap();
+    let expected = ClientLifetimes {
+        access_token_ttl_seconds: Some(300),
+        refresh_token_idle_ttl_seconds: Some(1800),
+        refresh_token_absolute_ttl_seconds: Some(3600),
+    };
+    assert_eq!(valid.lifetimes, expected);
+    let unset = validate(&base, Registrar::Administrator, &[]).unwrap();
+    assert_eq!(unset.lifetimes, ClientLifetimes::default());
+
+    let day = 86_400;
+    let rejected = [
+        (with(Some(0), None, None), "access_token_ttl"),
+        (with(Some(day + 1), None, None), "access_token_ttl"),
+        (with(None, Some(0), None), "refresh_token_idle_ttl"),
+        (
+            with(None, None, Some(3651 * day)),
+            "refresh_token_absolute_ttl",
+        ),
+        (with(None, Some(3600), Some(1800)), "refresh_token_idle_ttl"),
+    ];
+    for (metadata, field) in rejected {
+        let err = validate(&metadata, Registrar::Administrator, &[]).unwrap_err();
+        assert_eq!(err.field, field, "{err:?}");
+    }
+    let fraction = ClientMetadata {
+        access_token_ttl: Some(Duration::from_millis(1500)),
+        ..base.clone()
+    };
+    let err = validate(&fraction, Registrar::Administrator, &[]).unwrap_err();
+    assert!(
+        err.description.contains("whole number of seconds"),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ use crate::audit::kind;
 use crate::crypto::random_token;
 use crate::http::error::OAuthError;
 use crate::oauth::authorize::request::AuthorizationRequest;
+use crate::oauth::lifetimes;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
 use crate::store::{AuthorizationCodeRecord, Client, CodeConsumption, GrantRecord, StoreError};
@@ -33,7 +34,9 @@ pub struct Approval {
     pub sid: String,
 }
 
-/// Starts a grant for an approved request and returns its code.
+/// Starts a grant for an approved request and returns its code. The
+/// grant's refresh tokens end after the client's absolute refresh-token
+/// lifetime, counted from now.
 pub async fn issue_code(
     state: &AppState,
     request: &AuthorizationRequest,
@@ -41,6 +44,15 @@ pub async fn issue_code(
 ) -> Result<String, StoreError> {
     let now = state.clock.now();
     let tokens = &state.config.tokens;
+    // The client may have been deleted while the user was on the login page.
+    let client = state
+        .registry
+        .client(&request.client_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "client",
+            id: request.client_id.clone(),
+        })?;
     let grant = GrantRecord {
         id: Uuid::new_v4().to_string(),
         client_id: request.client_id.clone(),
@@ -51,7 +63,7 @@ pub async fn issue_code(
         amr: approval.amr,
         sid: approval.sid,
         created_at: now,
-        expires_at: now + tokens.refresh_token_absolute_ttl.as_chrono(),
+        expires_at: now + lifetimes::refresh_token_absolute_ttl(tokens, &client),
         revoked_at: None,
     };
     state.store.insert_grant(&grant).await?;

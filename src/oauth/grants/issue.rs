@@ -17,6 +17,7 @@ use super::{store_failed, INVALID_GRANT};
 use crate::crypto::random_token;
 use crate::http::error::{no_store, ErrorCode, OAuthError};
 use crate::keys::SigningAlg;
+use crate::oauth::lifetimes;
 use crate::oauth::resource::check_target;
 use crate::oauth::scope::Scopes;
 pub use crate::oauth::token::Audience;
@@ -145,7 +146,7 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
 
     let refresh_token = if gets_refresh_token(client, &grant.scopes) {
         let token = random_token();
-        let idle = state.config.tokens.refresh_token_idle_ttl.as_chrono();
+        let idle = lifetimes::refresh_token_idle_ttl(&state.config.tokens, client);
         let record = RefreshTokenRecord {
             digest: state.data_keys.digester.digest(&token),
             grant_id: grant.id.clone(),
@@ -218,7 +219,7 @@ async fn access_token(
     let issued = issue_access_token(
         state,
         &AccessTokenGrant {
-            client_id: &issue.client.client_id,
+            client: issue.client,
             subject,
             grant_type: issue.grant_type,
             grant_id: Some(&issue.grant.id),

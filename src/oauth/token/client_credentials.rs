@@ -51,7 +51,7 @@ pub async fn grant(
     issue_access_token(
         state,
         &AccessTokenGrant {
-            client_id: &client.client_id,
+            client,
             subject: &client.client_id,
             grant_type: GRANT_TYPE,
             grant_id: None,

@@ -20,9 +20,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::http::error::OAuthError;
 use crate::keys::SigningAlg;
+use crate::oauth::lifetimes;
 use crate::oauth::scope::Scopes;
 use crate::server::AppState;
-use crate::store::{AccessTokenRecord, ResourceServer};
+use crate::store::{AccessTokenRecord, Client, ResourceServer};
 use crate::telemetry::metrics;
 use crate::tokens::access::{mint_for, AccessTokenClaims, AccessTokenRequest};
 use crate::tokens::jwe::Recipient;
@@ -41,7 +42,7 @@ pub enum Audience {
 
 /// Decisions a grant made about the token it issues.
 pub struct AccessTokenGrant<'a> {
-    pub client_id: &'a str,
+    pub client: &'a Client,
     pub subject: &'a str,
     pub grant_type: &'a str,
     pub grant_id: Option<&'a str>,
@@ -65,7 +66,8 @@ pub async fn issue_access_token(
     grant: &AccessTokenGrant<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = state.clock.now();
-    let target = target(state, grant.audience, now).await?;
+    let client_id = grant.client.client_id.as_str();
+    let target = target(state, grant.client, grant.audience, now).await?;
     let identifier = target.identifier.as_str();
 
     let scope = grant.scopes.to_string();
@@ -74,7 +76,7 @@ pub async fn issue_access_token(
             issuer: &state.config.issuer,
             subject: grant.subject,
             audience: identifier,
-            client_id: grant.client_id,
+            client_id,
             scope: &scope,
             lifetime: target.lifetime,
             auth_time: grant.auth_time,
@@ -108,7 +110,7 @@ pub async fn issue_access_token(
     let record = AccessTokenRecord {
         jti: claims.jti.clone(),
         digest: state.data_keys.digester.digest(&token),
-        client_id: grant.client_id.to_owned(),
+        client_id: client_id.to_owned(),
         subject: grant.subject.to_owned(),
         grant_id: grant.grant_id.map(str::to_owned),
         grant_type: grant.grant_type.to_owned(),
@@ -118,13 +120,17 @@ pub async fn issue_access_token(
         expires_at: claims.expires_at(),
         revoked_at: None,
     };
-    state.store.insert_access_token(&record).await.map_err(|error| {
-        tracing::error!(error = ?error, client_id = %grant.client_id, "recording an access token failed");
-        OAuthError::server_error()
-    })?;
+    state
+        .store
+        .insert_access_token(&record)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = ?error, %client_id, "recording an access token failed");
+            OAuthError::server_error()
+        })?;
     metrics::access_token_issued(grant.grant_type, &target.identifier);
     tracing::info!(
-        client_id = %grant.client_id,
+        %client_id,
         jti = %claims.jti,
         audience = %target.identifier,
         grant_type = %grant.grant_type,
@@ -140,21 +146,16 @@ pub async fn issue_access_token(
     })
 }
 
-/// Resolves the audience's identifier, token lifetime, signing algorithm
-/// and encrypter. No usable encryption key means no token, so the request
-/// fails closed.
+/// Resolves the audience's identifier, token lifetime (see
+/// [`lifetimes::access_token_ttl`]), signing algorithm and encrypter. No
+/// usable encryption key means no token, so the request fails closed.
 async fn target(
     state: &AppState,
+    client: &Client,
     audience: &Audience,
     now: DateTime<Utc>,
 ) -> Result<Target, OAuthError> {
-    let default_lifetime = Duration::from_std(state.config.tokens.access_token_ttl.as_duration())
-        .map_err(|_| {
-        cannot_issue(
-            &state.config.issuer,
-            "tokens.access_token_ttl is out of range",
-        )
-    })?;
+    let defaults = &state.config.tokens;
     let recipients = state.registry.recipients();
     match audience {
         Audience::Tessera => {
@@ -168,7 +169,7 @@ async fn target(
                 .map_err(|error| mint_failed(issuer, &error))?;
             Ok(Target {
                 identifier: issuer.to_owned(),
-                lifetime: default_lifetime,
+                lifetime: lifetimes::access_token_ttl(defaults, client, None),
                 algorithm: OWN_TOKEN_ALG,
                 recipient,
             })
@@ -188,9 +189,7 @@ async fn target(
                 .map_err(|error| mint_failed(identifier, &error))?;
             Ok(Target {
                 identifier: identifier.to_owned(),
-                lifetime: resource
-                    .access_token_ttl_seconds
-                    .map_or(default_lifetime, Duration::seconds),
+                lifetime: lifetimes::access_token_ttl(defaults, client, Some(resource)),
                 algorithm,
                 recipient,
             })

@@ -17,6 +17,7 @@ use super::client_auth;
 use super::grants::code::{exchange_code, CodeExchange};
 use super::grants::refresh::{refresh, RefreshRequest};
 use crate::http::client_ip::ClientIp;
+use crate::http::cors::{self, CorsClient};
 use crate::http::error::{ErrorCode, OAuthError};
 use crate::http::form::OAuthForm;
 use crate::http::rate_limit::{CallerKey, Endpoint};
@@ -27,18 +28,20 @@ mod issue;
 
 pub use issue::{issue_access_token, AccessTokenGrant, Audience, TokenResponse};
 
-/// Routes `POST /token`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/token", post(token))
+/// Routes `POST /token`, which browser apps of clients with allowed
+/// origins may call (CORS).
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route("/token", cors::for_clients(post(token), state, &["POST"]))
 }
 
 async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    cors: CorsClient,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match handle(&state, ip, &headers, &form).await {
+    match handle(&state, ip, &cors, &headers, &form).await {
         Ok(response) => response.into_response(),
         Err(error) => error.into_response(),
     }
@@ -47,11 +50,15 @@ async fn token(
 async fn handle(
     state: &AppState,
     ip: IpAddr,
+    cors: &CorsClient,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = form.require("grant_type", "grant_type is missing")?;
     let authenticated = client_auth::authenticate_request(state, headers, form).await;
+    if let Ok(client) = &authenticated {
+        cors.set_client(client);
+    }
     let client = state
         .rate_limits
         .admit(Endpoint::Token, ip, authenticated, |client| {

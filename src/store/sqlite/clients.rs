@@ -15,7 +15,8 @@ const COLUMNS: &str = "client_id, name, application_type, redirect_uris, \
     post_logout_redirect_uris, grant_types, response_types, scopes, \
     token_endpoint_auth_method, secret_digest, jwks, jwks_uri, default_resource, \
     id_token_signed_response_alg, first_party, require_pkce, self_registered, \
-    registration_token_digest, created_at, updated_at";
+    registration_token_digest, created_at, updated_at, allowed_origins, \
+    access_token_ttl_seconds, refresh_token_idle_ttl_seconds, refresh_token_absolute_ttl_seconds";
 
 /// Increments a change counter inside the caller's transaction.
 pub(super) async fn bump(connection: &mut SqliteConnection, topic: &str) -> Result<(), StoreError> {
@@ -64,6 +65,10 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
         require_pkce: row.try_get("require_pkce")?,
         self_registered: row.try_get("self_registered")?,
         registration_token_digest: row.try_get("registration_token_digest")?,
+        allowed_origins: decode_list("client", row.try_get("allowed_origins")?)?,
+        access_token_ttl_seconds: row.try_get("access_token_ttl_seconds")?,
+        refresh_token_idle_ttl_seconds: row.try_get("refresh_token_idle_ttl_seconds")?,
+        refresh_token_absolute_ttl_seconds: row.try_get("refresh_token_absolute_ttl_seconds")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
     })
@@ -75,7 +80,8 @@ impl ClientStore for SqliteStore {
         let mut transaction = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO clients ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+             ?23, ?24)"
         );
         sqlx::query(&sql)
             .bind(&client.client_id)
@@ -98,6 +104,10 @@ impl ClientStore for SqliteStore {
             .bind(&client.registration_token_digest)
             .bind(to_millis(client.created_at))
             .bind(to_millis(client.updated_at))
+            .bind(encode_list(&client.allowed_origins))
+            .bind(client.access_token_ttl_seconds)
+            .bind(client.refresh_token_idle_ttl_seconds)
+            .bind(client.refresh_token_absolute_ttl_seconds)
             .execute(&mut *transaction)
             .await
             .map_err(|err| insert_error(err, "client", &client.client_id))?;
@@ -129,7 +139,9 @@ impl ClientStore for SqliteStore {
                  scopes = ?8, token_endpoint_auth_method = ?9, secret_digest = ?10,
                  jwks = ?11, jwks_uri = ?12, default_resource = ?13,
                  id_token_signed_response_alg = ?14, first_party = ?15, require_pkce = ?16,
-                 self_registered = ?17, registration_token_digest = ?18, updated_at = ?19
+                 self_registered = ?17, registration_token_digest = ?18, updated_at = ?19,
+                 allowed_origins = ?20, access_token_ttl_seconds = ?21,
+                 refresh_token_idle_ttl_seconds = ?22, refresh_token_absolute_ttl_seconds = ?23
              WHERE client_id = ?1",
         )
         .bind(&client.client_id)
@@ -151,6 +163,10 @@ impl ClientStore for SqliteStore {
         .bind(client.self_registered)
         .bind(&client.registration_token_digest)
         .bind(to_millis(client.updated_at))
+        .bind(encode_list(&client.allowed_origins))
+        .bind(client.access_token_ttl_seconds)
+        .bind(client.refresh_token_idle_ttl_seconds)
+        .bind(client.refresh_token_absolute_ttl_seconds)
         .execute(&mut *transaction)
         .await?;
         if result.rows_affected() != 1 {
@@ -188,6 +204,18 @@ impl ClientStore for SqliteStore {
         bump(&mut transaction, CLIENTS_TOPIC).await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    async fn allowed_origins(&self) -> Result<Vec<String>, StoreError> {
+        let lists: Vec<String> =
+            sqlx::query_scalar("SELECT allowed_origins FROM clients WHERE allowed_origins <> '[]'")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut origins = std::collections::BTreeSet::new();
+        for list in &lists {
+            origins.extend(decode_list("client", list)?);
+        }
+        Ok(origins.into_iter().collect())
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {

@@ -17,6 +17,7 @@ conformance!(
     client_id_is_unique,
     client_update_replaces_fields,
     client_update_of_unknown_id_fails,
+    allowed_origins_are_the_union,
     client_secret_is_replaced,
     client_delete_reports_existence,
     client_writes_bump_generation,
@@ -53,6 +54,10 @@ pub fn sample_client(client_id: &str) -> Client {
         require_pkce: true,
         self_registered: false,
         registration_token_digest: None,
+        allowed_origins: vec!["https://app.rp.test".into()],
+        access_token_ttl_seconds: Some(300),
+        refresh_token_idle_ttl_seconds: Some(1800),
+        refresh_token_absolute_ttl_seconds: Some(3600),
         created_at: at(0),
         updated_at: at(0),
     }
@@ -114,9 +119,36 @@ async fn client_update_replaces_fields(test: TestStore) {
     changed.auth_method = AuthMethod::None;
     changed.secret_digest = None;
     changed.first_party = false;
+    changed.allowed_origins = vec!["http://localhost:3000".into()];
+    changed.access_token_ttl_seconds = None;
+    changed.refresh_token_idle_ttl_seconds = Some(60);
+    changed.refresh_token_absolute_ttl_seconds = None;
     changed.updated_at = at(60);
     test.store.update_client(&changed).await.unwrap();
     assert_eq!(test.store.client("c1").await.unwrap(), Some(changed));
+}
+
+async fn allowed_origins_are_the_union(test: TestStore) {
+    assert!(test.store.allowed_origins().await.unwrap().is_empty());
+    let mut first = sample_client("c1");
+    first.allowed_origins = vec!["https://b.test".into(), "https://a.test".into()];
+    let mut second = sample_client("c2");
+    second.allowed_origins = vec!["https://b.test".into(), "http://localhost:3000".into()];
+    let mut third = sample_client("c3");
+    third.allowed_origins = Vec::new();
+    for client in [&first, &second, &third] {
+        test.store.insert_client(client).await.unwrap();
+    }
+    assert_eq!(
+        test.store.allowed_origins().await.unwrap(),
+        vec!["http://localhost:3000", "https://a.test", "https://b.test"]
+    );
+
+    test.store.delete_client("c2").await.unwrap();
+    assert_eq!(
+        test.store.allowed_origins().await.unwrap(),
+        vec!["https://a.test", "https://b.test"]
+    );
 }
 
 async fn client_update_of_unknown_id_fails(test: TestStore) {

@@ -25,6 +25,10 @@ fn client() -> Client {
         require_pkce: true,
         self_registered: false,
         registration_token_digest: None,
+        allowed_origins: Vec::new(),
+        access_token_ttl_seconds: None,
+        refresh_token_idle_ttl_seconds: None,
+        refresh_token_absolute_ttl_seconds: None,
         created_at: Utc::now(),
         updated_at: Utc::now(),
     }
