@@ -3,7 +3,7 @@
 //! WAL mode and a busy timeout let the CLI and the server share one file.
 //! Times are stored as Unix milliseconds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -75,6 +75,32 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Returns the database file a `sqlite://` URL names.
+    pub fn database_file(url: &str) -> Result<PathBuf, StoreError> {
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Unreachable {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(options.get_filename().to_owned())
+    }
+
+    /// Writes a consistent copy of the database to `out`, which must not
+    /// exist or be empty, with `VACUUM INTO`. The copy reads one snapshot,
+    /// and in WAL mode other connections keep reading and writing
+    /// meanwhile. The copy has no free pages and no WAL file.
+    pub async fn backup_into(&self, out: &Path) -> Result<(), StoreError> {
+        let out = out.to_str().ok_or_else(|| StoreError::Malformed {
+            what: "backup path",
+            message: format!("{} is not valid UTF-8", out.display()),
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(out)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Starts a write transaction that takes SQLite's write lock at once
