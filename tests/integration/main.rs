@@ -6,6 +6,7 @@
 mod admin_cli;
 mod audit;
 mod authorize;
+mod backup;
 mod browser;
 mod cli;
 mod client_assertions;
@@ -22,6 +23,7 @@ mod key_store;
 mod keys;
 mod keys_cli;
 mod login;
+mod master_key_rotation;
 mod metrics;
 mod oauth_support;
 mod oidc;
