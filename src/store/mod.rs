@@ -50,8 +50,9 @@ pub use users::{FailureCount, FailurePolicy, UserRecord, UserStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// How long a request waits for a pooled connection before the store counts
-/// as unreachable.
+/// How long a request waits for a pooled SQLite connection, and how long
+/// the first PostgreSQL connection at start-up may take, before the store
+/// counts as unreachable. The PostgreSQL pool waits less (see its module).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Errors from the store. Variants that the caller acts on are typed; the

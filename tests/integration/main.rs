@@ -27,6 +27,7 @@ mod master_key_rotation;
 mod metrics;
 mod oauth_support;
 mod oidc;
+mod outage;
 mod rate_limits;
 mod registration;
 mod registry;
