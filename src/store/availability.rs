@@ -32,7 +32,9 @@ impl StoreError {
     /// as opposed to a query that failed on its own.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } | StoreError::Unavailable(_) => true,
+            StoreError::Unreachable { .. }
+            | StoreError::Unavailable(_)
+            | StoreError::SqliteFile { .. } => true,
             StoreError::Database(error) => is_unavailable(error),
             _ => false,
         }

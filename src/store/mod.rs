@@ -61,6 +61,18 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum StoreError {
     #[error("database {url} is unreachable")]
     Unreachable { url: String, source: sqlx::Error },
+    /// The SQLite file or its folder cannot be created, opened or written.
+    #[error(
+        "cannot {action} {}: {source}; the user tessera runs as needs read and write \
+         access to the database file and its folder (SQLite creates the -wal and -shm \
+         files beside it), on a file system mounted read-write with free space",
+        path.display()
+    )]
+    SqliteFile {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: sqlx::Error,
+    },
     #[error(
         "the database schema is at migration {found}, newer than this binary knows \
          (latest {known}); run a newer tessera release against this database"

@@ -35,6 +35,7 @@ mod relying_party;
 mod request_limits;
 mod resource_server;
 mod server;
+mod storage_faults;
 mod store_conformance;
 mod tls;
 mod token;

@@ -57,19 +57,26 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let path = options.get_filename();
+        let path = options.get_filename().to_owned();
+        let unusable = |action, path: &Path, source| StoreError::SqliteFile {
+            action,
+            path: path.to_owned(),
+            source,
+        };
         if let Some(folder) = path.parent() {
-            create_folder(folder).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
+            create_folder(folder)
+                .map_err(|err| unusable("create the data folder", folder, sqlx::Error::Io(err)))?;
         }
         if path != Path::new(":memory:") {
-            create_private_file(path).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
+            create_private_file(&path)
+                .map_err(|err| unusable("create the database file", &path, sqlx::Error::Io(err)))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(unreachable)?;
+            .map_err(|err| unusable("open the database", &path, err))?;
         Ok(Self { pool })
     }
 
