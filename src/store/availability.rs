@@ -1,6 +1,6 @@
 //! Tells a database that cannot serve requests right now (stopped,
 //! unreachable, out of connections, out of disk, read-only) apart from a
-//! query that failed on its own. Handlers answer the first with 503, so
+//! query that failed on its own. Handlers respond to the first with 503, so
 //! that clients and load balancers retry elsewhere or later, and the
 //! second with 500.
 

@@ -1,5 +1,5 @@
 //! PostgreSQL stopped in the middle of a load run and started again: the
-//! server answers 503 (never another 5xx) while the database is down,
+//! server responds with 503 (never another 5xx) while the database is down,
 //! recovers without a restart, and leaves no half-written grant behind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,7 @@ const ACQUIRE_LIMIT: Duration = Duration::from_millis(1500);
 /// How long the run may take to recover after the database is back.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(15);
 
-/// One answered request: what it was, its status, and when it started.
+/// One completed request: what it was, its status, and when it started.
 #[derive(Clone, Debug)]
 struct Answer {
     request: &'static str,
@@ -48,7 +48,7 @@ struct Log {
     tokens: Vec<(String, usize)>,
     /// Every code `/authorize` returned.
     codes: Vec<String>,
-    /// Codes whose exchange answered 503, to be tried after recovery.
+    /// Codes whose exchange returned 503, to be tried after recovery.
     pending: Vec<String>,
 }
 
@@ -433,7 +433,7 @@ async fn check_grants(run: &Run, log: &Log) {
                 assert_eq!(introspected["active"], true, "{introspected}");
             }
             StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant", "{body}"),
-            other => panic!("pending code answered {other}: {body}"),
+            other => panic!("pending code returned {other}: {body}"),
         }
     }
     eprintln!(

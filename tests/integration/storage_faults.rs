@@ -1,6 +1,6 @@
 //! A SQLite data directory that cannot be written, or a disk that fills up
 //! while the server runs: commands fail with the path, the cause and the
-//! fix, never a panic, and the server answers 503 with a fixed body until
+//! fix, never a panic, and the server responds with 503 with a fixed body until
 //! space is freed.
 //!
 //! Root ignores file permissions, so the permission cases run the binary
