@@ -89,6 +89,8 @@ pub mod kind {
     pub const KEY_CREATED: &str = "key.created";
     pub const KEY_ROTATED: &str = "key.rotated";
     pub const KEY_REVOKED: &str = "key.revoked";
+    pub const MASTER_KEY_ROTATED: &str = "master_key.rotated";
+    pub const BACKUP_CREATED: &str = "backup.created";
 }
 
 /// Actor of events caused by an operator's command.

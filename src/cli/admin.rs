@@ -34,7 +34,11 @@ impl Admin {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // As with `serve`, only the SQLite default may create a master key.
         let master_key = MasterKey::load(config, config.database_url.is_none())?;
-        let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now()).await?;
+        let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now())
+            .await
+            .with_context(|| {
+                format!("cannot load the data keys from {}", store::redact_url(&url))
+            })?;
         Ok(Self {
             store,
             data_keys,

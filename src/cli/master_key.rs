@@ -16,6 +16,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::Output;
+use crate::audit::{kind, record_change, Change, CLI_ACTOR};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{DataKeys, MasterKey};
 
@@ -61,6 +63,15 @@ pub async fn run(
         );
     }
     let result = DataKeys::rewrap(store.as_ref(), &old, &new).await;
+    if let Ok(count) = &result {
+        let change = Change {
+            kind: kind::MASTER_KEY_ROTATED,
+            actor: CLI_ACTOR.to_owned(),
+            client_id: None,
+            detail: Some(format!("{count} data keys re-wrapped")),
+        };
+        record_change(store.as_ref(), change, SystemClock.now()).await;
+    }
     store.close().await;
     let count = result.context("cannot re-wrap the data keys")?;
     tracing::info!(data_keys = count, "master key rotated");

@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError, LogFormat};
 
 mod admin;
 mod audit;
+mod backup;
 mod clients;
 mod grants;
 mod keys;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Write a consistent copy of the SQLite database to a file while
+    /// servers keep running (PostgreSQL: use pg_dump).
+    Backup(backup::BackupArgs),
 }
 
 /// A failed command: configuration errors exit with 2, everything else with 1.
@@ -169,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::MasterKey { command } => master_key::run(&config, command, &output).await?,
         Command::Users(command) => users::run(&config, &output, command).await?,
         Command::Audit(command) => audit::run(&config, &output, command).await?,
+        Command::Backup(args) => backup::run(&config, args, &output).await?,
     }
     Ok(())
 }

@@ -71,7 +71,9 @@ pub async fn run(
     }
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now()).await?;
+    let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now())
+        .await
+        .with_context(|| format!("cannot load the data keys from {}", store::redact_url(&url)))?;
 
     let key_manager = Arc::new(KeyManager::new(
         Arc::clone(&store),

@@ -9,6 +9,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// The error codes of RFC 6749 section 5.2, RFC 8707 and RFC 7591.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +84,30 @@ impl OAuthError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             basic_challenge: false,
             retry_after: None,
+        }
+    }
+
+    /// 503 for a request the database could not serve for now (stopped,
+    /// unreachable, out of connections or disk space); the caller logs the
+    /// cause. `temporarily_unavailable` is RFC 6749's code for a server that
+    /// cannot handle a request for now (section 4.1.2.1).
+    pub const fn temporarily_unavailable() -> Self {
+        Self {
+            code: ErrorCode::TemporarilyUnavailable,
+            description: "the server cannot handle the request for now; retry later",
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// Returns the error for a failed store call: 503 when the database
+    /// cannot serve requests for now, else 500. The caller logs the cause.
+    pub fn for_store(error: &StoreError) -> Self {
+        if error.is_unavailable() {
+            Self::temporarily_unavailable()
+        } else {
+            Self::server_error()
         }
     }
 
@@ -188,6 +214,20 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(body_of(response).await["error"], "temporarily_unavailable");
+    }
+
+    #[tokio::test]
+    async fn unavailable_store_is_503() {
+        let down = StoreError::from(sqlx::Error::PoolTimedOut);
+        let response = OAuthError::for_store(&down).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(body_of(response).await["error"], "temporarily_unavailable");
+
+        let failed = StoreError::from(sqlx::Error::RowNotFound);
+        let response = OAuthError::for_store(&failed).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body_of(response).await["error"], "server_error");
     }
 
     #[test]

@@ -32,3 +32,14 @@ pub fn error_page(status: StatusCode, base_path: &str, title: &str, message: &st
         }
     }
 }
+
+/// Returns the status of a page request that failed on Tessera's side: 503
+/// while the database cannot serve requests (so the "try again in a moment"
+/// the page says is true), else 500.
+pub fn failure_status(error: &(dyn std::error::Error + 'static)) -> StatusCode {
+    if crate::store::caused_by_unavailable_store(error) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}

@@ -21,7 +21,7 @@ pub mod page_extract;
 pub mod rate_limit;
 mod security_headers;
 
-pub use error_page::error_page;
+pub use error_page::{error_page, failure_status};
 pub use security_headers::{with_security_headers, PAGE_CSP};
 
 /// Header carrying the request id, set when the client sent none.

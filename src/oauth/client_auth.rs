@@ -110,7 +110,7 @@ impl AuthError {
             }
             AuthError::Store(error) => {
                 tracing::error!(error = ?error, "client authentication failed on a store error");
-                OAuthError::server_error()
+                OAuthError::for_store(&error)
             }
         }
     }

@@ -55,7 +55,7 @@ async fn document(State(state): State<AppState>) -> Response {
         Ok(resources) => resources,
         Err(error) => {
             tracing::error!(error = ?error, "listing resource servers for discovery failed");
-            return OAuthError::server_error().into_response();
+            return OAuthError::for_store(&error).into_response();
         }
     };
     let body = metadata(&state.config, &resources);

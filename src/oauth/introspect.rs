@@ -158,7 +158,7 @@ async fn handle(
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "access token lookup failed");
-            OAuthError::server_error()
+            OAuthError::for_store(&error)
         })?;
     Ok(Introspection::of(
         record.as_ref(),
@@ -230,7 +230,7 @@ async fn resource_server(
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "resource server lookup failed");
-            OAuthError::server_error()
+            OAuthError::for_store(&error)
         })
 }
 

@@ -134,6 +134,14 @@ impl IntoResponse for RegisterError {
                     "the access token is invalid or expired".to_owned(),
                 )
             }
+            RegisterError::Internal(error) if error.is_unavailable() => {
+                tracing::error!(error = ?error, "client registration failed: database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the registration cannot be completed for now; retry later".to_owned(),
+                )
+            }
             RegisterError::Internal(error) => {
                 tracing::error!(error = ?error, "client registration failed");
                 (

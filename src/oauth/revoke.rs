@@ -68,7 +68,7 @@ async fn handle(
     let now = state.clock.now();
     let failed = |error: StoreError| {
         tracing::error!(error = ?error, client_id = %client.client_id, "revoking a token failed");
-        OAuthError::server_error()
+        OAuthError::for_store(&error)
     };
 
     let refresh = state

@@ -289,10 +289,10 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-fn internal_error(state: &AppState, error: &dyn std::error::Error) -> Response {
-    tracing::error!(%error, "logout failed");
+fn internal_error(state: &AppState, error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = ?error, "logout failed");
     error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::http::failure_status(error),
         &issuer_path(&state.config),
         "Something went wrong",
         "Tessera could not complete this request. Please try again in a moment.",

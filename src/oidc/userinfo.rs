@@ -42,11 +42,26 @@ pub enum BearerError {
     InvalidRequest,
     InvalidToken,
     InsufficientScope,
+    /// A store failure: 503 while the database is unavailable, else 500.
+    /// It says nothing about the token, so it carries no challenge.
+    StoreFailed {
+        unavailable: bool,
+    },
 }
 
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         let (status, challenge) = match self {
+            BearerError::StoreFailed { unavailable } => {
+                let status = if unavailable {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                let mut response = status.into_response();
+                no_store(response.headers_mut());
+                return response;
+            }
             BearerError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
             BearerError::InvalidRequest => (
                 StatusCode::BAD_REQUEST,
@@ -119,7 +134,9 @@ async fn claims_for(
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "userinfo user lookup failed");
-            BearerError::InvalidToken
+            BearerError::StoreFailed {
+                unavailable: error.is_unavailable(),
+            }
         })?
         .filter(|user| !user.disabled)
         .ok_or(BearerError::InvalidToken)?;
@@ -172,7 +189,9 @@ async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims,
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "userinfo token lookup failed");
-            BearerError::InvalidToken
+            BearerError::StoreFailed {
+                unavailable: error.is_unavailable(),
+            }
         })?
         .filter(|record| record.is_active(now))
         .ok_or(BearerError::InvalidToken)?;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 pub mod access_tokens;
 mod assertion_jtis;
 mod audit;
+mod availability;
 mod clients;
 mod consents;
 mod coordination;
@@ -29,6 +30,7 @@ mod users;
 pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
 pub use assertion_jtis::AssertionJtiStore;
 pub use audit::{AuditEvent, AuditStore};
+pub use availability::{caused_by_unavailable_store, is_unavailable};
 pub use clients::{
     ApplicationType, AuthMethod, Client, ClientStore, InitialAccessToken, CLIENTS_TOPIC,
 };
@@ -48,8 +50,9 @@ pub use users::{FailureCount, FailurePolicy, UserRecord, UserStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// How long a request waits for a pooled connection before the store counts
-/// as unreachable.
+/// How long a request waits for a pooled SQLite connection, and how long
+/// the first PostgreSQL connection at start-up may take, before the store
+/// counts as unreachable. The PostgreSQL pool waits less (see its module).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Errors from the store. Variants that the caller acts on are typed; the
@@ -58,6 +61,18 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum StoreError {
     #[error("database {url} is unreachable")]
     Unreachable { url: String, source: sqlx::Error },
+    /// The SQLite file or its folder cannot be created, opened or written.
+    #[error(
+        "cannot {action} {}: {source}; the user tessera runs as needs read and write \
+         access to the database file and its folder (SQLite creates the -wal and -shm \
+         files beside it), on a file system mounted read-write with free space",
+        path.display()
+    )]
+    SqliteFile {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: sqlx::Error,
+    },
     #[error(
         "the database schema is at migration {found}, newer than this binary knows \
          (latest {known}); run a newer tessera release against this database"
@@ -73,8 +88,13 @@ pub enum StoreError {
     Malformed { what: &'static str, message: String },
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot serve requests for now: stopped, unreachable,
+    /// out of connections or disk space, or read-only. Converting a
+    /// [`sqlx::Error`] picks this variant or `Database`.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 }
 
 /// The database engine behind a store.
@@ -85,6 +105,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Returns the backend a `database_url` names: PostgreSQL for
+    /// `postgres://` and `postgresql://`, SQLite for anything else.
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Postgres => "postgres",
@@ -160,22 +190,21 @@ impl PoolUsage {
 
 /// Opens the store named by `url` (`postgres://` or `sqlite://`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+    match Backend::of_url(url) {
+        Backend::Postgres => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        Backend::Sqlite => Ok(Arc::new(SqliteStore::connect(url).await?)),
     }
 }
 
-/// Maps a unique-constraint violation to `AlreadyExists`, anything else to
-/// a database error.
+/// Maps a unique-constraint violation to `AlreadyExists`, anything else as
+/// [`StoreError::from`] does.
 fn insert_error(err: sqlx::Error, what: &'static str, id: &str) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists {
             what,
             id: id.to_owned(),
         },
-        _ => StoreError::Database(err),
+        _ => StoreError::from(err),
     }
 }
 

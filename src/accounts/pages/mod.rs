@@ -221,10 +221,10 @@ fn form_expired(state: &AppState) -> Response {
     )
 }
 
-fn internal_error(state: &AppState, error: &dyn std::error::Error) -> Response {
-    tracing::error!(%error, "page failed");
+fn internal_error(state: &AppState, error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = ?error, "page failed");
     error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::http::failure_status(error),
         &issuer_path(&state.config),
         "Something went wrong",
         "Tessera could not complete this request. Please try again in a moment.",

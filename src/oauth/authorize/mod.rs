@@ -412,10 +412,10 @@ fn expired(state: &AppState) -> Response {
     )
 }
 
-fn internal_error(state: &AppState, error: &dyn std::error::Error) -> Response {
-    tracing::error!(%error, "authorization request failed");
+fn internal_error(state: &AppState, error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = ?error, "authorization request failed");
     error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::http::failure_status(error),
         &issuer_path(&state.config),
         "Something went wrong",
         "Tessera could not complete this request. Please try again in a moment.",

@@ -117,6 +117,10 @@ pub async fn exchange_code(
         Some(_) => None,
     };
 
+    // NOTE: consuming the code and recording the tokens are separate
+    // statements. When the database fails between them (an outage), the
+    // client gets 503 and its retry counts as a replay: invalid_grant, the
+    // grant revoked and a replay audit event, though nothing was replayed.
     let consumed = state
         .store
         .consume_authorization_code(&digest, &client.client_id, now)

@@ -16,10 +16,11 @@ pub(crate) const INVALID_GRANT: OAuthError = OAuthError::new(
     "the grant is invalid, expired, revoked or was issued to another client",
 );
 
-/// Logs a store failure and returns the fixed server error.
+/// Logs a store failure and returns the fixed error for it: 503 while the
+/// database is unavailable, else 500.
 pub(crate) fn store_failed(error: &StoreError, step: &'static str) -> OAuthError {
     tracing::error!(error = ?error, step, "store failed");
-    OAuthError::server_error()
+    OAuthError::for_store(error)
 }
 
 /// Records an audit event about `client_id`'s grant; a failure to record

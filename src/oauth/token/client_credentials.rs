@@ -43,7 +43,7 @@ pub async fn grant(
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "resource server lookup failed");
-            OAuthError::server_error()
+            OAuthError::for_store(&error)
         })?;
     let resource = check_target(client, resource)?;
     let scopes = grant_scopes(requested_scopes.as_ref(), client, &resource)?;

@@ -126,7 +126,7 @@ pub async fn issue_access_token(
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, %client_id, "recording an access token failed");
-            OAuthError::server_error()
+            OAuthError::for_store(&error)
         })?;
     metrics::access_token_issued(grant.grant_type, &target.identifier);
     tracing::info!(

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
@@ -31,6 +32,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// leaves room for several instances and the CLI.
 const MAX_CONNECTIONS: u32 = 16;
 
+/// How long a request waits for a pooled connection, including a new one
+/// the pool opens, before it fails with 503. The pool retries a refused
+/// connection until then, so while the database is down every request
+/// takes this long to fail; one second makes an outage visible to clients
+/// and load balancers quickly and still rides over a shorter blip.
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -52,7 +60,7 @@ impl PostgresStore {
         probe.close().await.map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(Self { pool })
     }

@@ -3,7 +3,7 @@
 //! WAL mode and a busy timeout let the CLI and the server share one file.
 //! Times are stored as Unix milliseconds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -57,24 +57,57 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let path = options.get_filename();
+        let path = options.get_filename().to_owned();
+        let unusable = |action, path: &Path, source| StoreError::SqliteFile {
+            action,
+            path: path.to_owned(),
+            source,
+        };
         if let Some(folder) = path.parent() {
-            create_folder(folder).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
+            create_folder(folder)
+                .map_err(|err| unusable("create the data folder", folder, sqlx::Error::Io(err)))?;
         }
         if path != Path::new(":memory:") {
-            create_private_file(path).map_err(|err| unreachable(sqlx::Error::Io(err)))?;
+            create_private_file(&path)
+                .map_err(|err| unusable("create the database file", &path, sqlx::Error::Io(err)))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(unreachable)?;
+            .map_err(|err| unusable("open the database", &path, err))?;
         Ok(Self { pool })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Returns the database file a `sqlite://` URL names.
+    pub fn database_file(url: &str) -> Result<PathBuf, StoreError> {
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Unreachable {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(options.get_filename().to_owned())
+    }
+
+    /// Writes a consistent copy of the database to `out`, which must not
+    /// exist or be empty, with `VACUUM INTO`. The copy reads one snapshot,
+    /// and in WAL mode other connections keep reading and writing
+    /// meanwhile. The copy has no free pages and no WAL file.
+    pub async fn backup_into(&self, out: &Path) -> Result<(), StoreError> {
+        let out = out.to_str().ok_or_else(|| StoreError::Malformed {
+            what: "backup path",
+            message: format!("{} is not valid UTF-8", out.display()),
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(out)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Starts a write transaction that takes SQLite's write lock at once

@@ -1,5 +1,6 @@
 //! Test harness: stores on both backends and a real server on port 0.
 
+pub mod instance;
 pub mod key_server;
 pub mod postgres;
 pub mod process;
