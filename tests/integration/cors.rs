@@ -352,3 +352,70 @@ async fn public_documents_allow_any_origin() {
         assert!(methods.contains("GET"), "{path}: {methods}");
     }
 }
+
+/// Pages and endpoints that no script should read get no CORS headers, and
+/// every response that carries a credential or a token is never cached,
+/// while the public documents are cached for a bounded time.
+#[tokio::test]
+async fn caching_and_cors_follow_each_endpoints_role() {
+    let (oauth, a, _) = setup(Backend::Sqlite).await;
+    let app = &oauth.app;
+
+    let authorize = preflight(app, "/authorize", ORIGIN_A, "GET").await;
+    assert!(allowed_origin(authorize.headers()).is_none());
+    let page = app
+        .client
+        .get(app.url("/authorize?client_id=unknown"))
+        .header("origin", ORIGIN_A)
+        .send()
+        .await
+        .unwrap();
+    assert!(allowed_origin(page.headers()).is_none());
+    let register = preflight(app, "/register", ORIGIN_A, "POST").await;
+    assert!(allowed_origin(register.headers()).is_none());
+
+    let params = [("grant_type", "client_credentials")];
+    let token = post_from(app, "/token", ORIGIN_A, &a, &params).await;
+    assert_eq!(token.status(), StatusCode::OK);
+    let access_token = token.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let introspect = post_from(
+        app,
+        "/introspect",
+        ORIGIN_A,
+        &a,
+        &[("token", access_token.as_str())],
+    )
+    .await;
+    let register = app
+        .client
+        .post(app.url("/register"))
+        .json(&serde_json::json!({ "redirect_uris": ["https://spa.test/cb"] }))
+        .send()
+        .await
+        .unwrap();
+    let token_headers = post_from(app, "/token", ORIGIN_A, &a, &params).await;
+    for (name, response) in [
+        ("token", token_headers),
+        ("introspect", introspect),
+        ("register", register),
+    ] {
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{name}");
+        assert!(headers.get("etag").is_none(), "{name}");
+    }
+
+    for path in ["/jwks", "/.well-known/openid-configuration"] {
+        let response = app.get(path).await;
+        let cache = response.headers()["cache-control"].to_str().unwrap();
+        let max_age: u64 = cache
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("max-age="))
+            .unwrap_or_else(|| panic!("{path}: no max-age in {cache}"))
+            .parse()
+            .unwrap();
+        assert!(max_age > 0 && max_age <= 86_400, "{path}: {cache}");
+    }
+}
