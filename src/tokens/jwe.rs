@@ -12,6 +12,8 @@ use josekit::jwe::{self, JweDecrypter, JweEncrypter, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::JoseError;
 
+use super::ecdh_es::EcdhEsA256kwEncrypter;
+
 /// Content encryption of every token Tessera encrypts.
 pub const CONTENT_ENCRYPTION: &str = "A256GCM";
 
@@ -127,11 +129,16 @@ fn encrypter_for(recipient: &Jwk) -> Result<Box<dyn JweEncrypter>, JweError> {
                 .encrypter_from_jwk(recipient)
                 .map_err(|_| unsupported())?,
         ),
-        _ => Box::new(
-            jwe::ECDH_ES_A256KW
-                .encrypter_from_jwk(recipient)
-                .map_err(|_| unsupported())?,
-        ),
+        _ => match EcdhEsA256kwEncrypter::from_jwk(recipient) {
+            Some(encrypter) => Box::new(encrypter),
+            None if recipient.key_type() == "EC" => return Err(unsupported()),
+            // X25519 and X448 keys (OKP) take josekit's encrypter.
+            None => Box::new(
+                jwe::ECDH_ES_A256KW
+                    .encrypter_from_jwk(recipient)
+                    .map_err(|_| unsupported())?,
+            ),
+        },
     };
     Ok(encrypter)
 }

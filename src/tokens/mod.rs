@@ -2,6 +2,7 @@
 //! encrypters, and ID tokens.
 
 pub mod access;
+mod ecdh_es;
 pub mod id_token;
 pub mod jwe;
 pub mod recipients;
