@@ -20,7 +20,7 @@
 //!
 //! Every token request goes over HTTP with `client_secret_basic`, so the
 //! statuses are the server's. Rate limits are off, because they would
-//! answer 429 before the store is reached. `rp2`'s access tokens live 3 s,
+//! return 429 before the store is reached. `rp2`'s access tokens live 3 s,
 //! so the pruner deletes records while revocations update them.
 //!
 //! The test passes when no response is a 5xx (except 503 with
