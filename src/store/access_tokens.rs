@@ -37,6 +37,9 @@ impl AccessTokenRecord {
 pub trait AccessTokenStore {
     async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError>;
 
+    /// Returns the record with this digest. Its `revoked_at` is the
+    /// token's own revocation, else its grant's: a token recorded while its
+    /// grant was being revoked reads as revoked once the grant is.
     async fn find_access_token(
         &self,
         digest: &str,

@@ -147,7 +147,10 @@ pub trait GrantStore {
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
 
     /// Revokes a grant with its refresh tokens and access tokens, in one
-    /// transaction; returns whether the grant was live before.
+    /// transaction; returns whether the grant was live before. A refresh
+    /// token inserted concurrently is either deleted with the others or
+    /// inserted after the commit, so a `grant` read after the insert
+    /// returns the revocation, and token issuance revokes again.
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Returns the grants matching `filter` that are neither revoked nor
@@ -160,6 +163,7 @@ pub trait GrantStore {
 
     /// Revokes every unrevoked grant matching `filter` with its refresh
     /// and access tokens, in one transaction; returns the revoked ids.
+    /// Concurrent refresh-token inserts behave as in `revoke_grant`.
     async fn revoke_grants(
         &self,
         filter: &AuthorizationFilter,

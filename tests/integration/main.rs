@@ -13,6 +13,7 @@ mod cli;
 mod client_assertions;
 mod client_ip;
 mod compose;
+mod contention;
 mod cors;
 mod discovery;
 mod harness;

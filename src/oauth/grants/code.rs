@@ -162,9 +162,9 @@ pub async fn exchange_code(
 }
 
 /// Checks an exchange against its unused code without changing anything:
-/// the redirect URI, the PKCE verifier and the requested resource. Returns
-/// the code's grant and the audience of the new access token. A mismatch
-/// is logged without the code or verifier.
+/// the redirect URI, the PKCE verifier, that the grant is not revoked, and
+/// the requested resource. Returns the code's grant and the audience of
+/// the new access token. A mismatch is logged without the code or verifier.
 async fn check_exchange(
     state: &AppState,
     code: &AuthorizationCodeRecord,
@@ -181,11 +181,14 @@ async fn check_exchange(
         return Err(error);
     }
 
+    // A grant revoked since the code was issued (by the administrator or
+    // the user) takes its unused code with it.
     let grant = state
         .store
         .grant(&code.grant_id)
         .await
         .map_err(|error| store_failed(&error, "grant lookup"))?
+        .filter(|grant| grant.revoked_at.is_none())
         .ok_or(INVALID_GRANT)?;
     let audience = audience(state, client, &grant, exchange.resource).await?;
     Ok((grant, audience))

@@ -155,6 +155,9 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
             expires_at: (now + idle).min(grant.expires_at),
             rotated_at: None,
         };
+        // NOTE: a client deleted during this request takes its grants with
+        // it, so this insert then fails on the foreign key and the client
+        // gets 500 where invalid_client would fit.
         state
             .store
             .insert_refresh_token(&record)

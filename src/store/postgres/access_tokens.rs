@@ -68,10 +68,18 @@ impl AccessTokenStore for PostgresStore {
         &self,
         digest: &str,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as("SELECT * FROM access_tokens WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&self.pool)
-            .await?;
+        // A token recorded while its grant was being revoked can miss the
+        // revocation's update, so the grant's revocation counts too.
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT a.jti, a.digest, a.client_id, a.subject, a.grant_id, a.grant_type,
+                 a.audience, a.scope, a.issued_at, a.expires_at,
+                 COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
+             FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+             WHERE a.digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(AccessTokenRecord::from))
     }
 

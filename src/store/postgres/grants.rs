@@ -184,6 +184,18 @@ impl GrantStore for PostgresStore {
 
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // `FOR UPDATE` conflicts with the key-share lock that the foreign
+        // key takes when a refresh token is inserted (`UPDATE` alone takes
+        // `FOR NO KEY UPDATE`, which does not). So an insert either commits
+        // before the `DELETE` below reads the table, or waits for this
+        // transaction to commit and then finds the grant revoked. Without
+        // it, a token inserted between the `DELETE` and the commit stayed
+        // behind. The row is locked even when already revoked, so that a
+        // repeated revocation waits for inserts in flight too.
+        sqlx::query("SELECT id FROM grants WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let revoked =
             sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id)
@@ -232,14 +244,24 @@ impl GrantStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE grants SET revoked_at = $3
+        // Locked `FOR UPDATE` first, for the reason given in `revoke_grant`,
+        // and in id order, so two revocations of overlapping sets cannot
+        // deadlock.
+        let locked: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM grants
              WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR client_id = $2)
                AND revoked_at IS NULL
-             RETURNING id",
+             ORDER BY id FOR UPDATE",
         )
         .bind(filter.user_id)
         .bind(filter.client_id.as_deref())
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE grants SET revoked_at = $2 WHERE id = ANY($1) AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind(&locked)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;

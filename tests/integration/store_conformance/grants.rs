@@ -23,6 +23,8 @@ conformance!(
     live_grants_filter_by_user_and_client,
     grants_revoked_by_filter_take_their_tokens,
     client_access_tokens_are_revoked_together,
+    access_token_recorded_after_revocation_reads_revoked,
+    refresh_token_inserted_during_revocation_is_not_left,
 );
 
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -475,4 +477,88 @@ async fn client_access_tokens_are_revoked_together(test: TestStore) {
     assert_eq!(other.revoked_at, None);
     let first = store.find_access_token("digest-a1").await.unwrap().unwrap();
     assert_eq!(first.revoked_at, Some(at(3)));
+}
+
+async fn access_token_recorded_after_revocation_reads_revoked(test: TestStore) {
+    let store = test.store;
+    store.insert_grant(&grant("g-revoked")).await.unwrap();
+    store.insert_grant(&grant("g-live")).await.unwrap();
+    assert!(store.revoke_grant("g-revoked", at(5)).await.unwrap());
+    // As when the token's insert commits after the revocation's update.
+    for token in [
+        access_token("late", "rp1", Some("g-revoked")),
+        access_token("live", "rp1", Some("g-live")),
+        access_token("no-grant", "rp1", None),
+    ] {
+        store.insert_access_token(&token).await.unwrap();
+    }
+
+    let late = store
+        .find_access_token("digest-late")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.revoked_at, Some(at(5)));
+    assert_eq!(late.grant_id.as_deref(), Some("g-revoked"));
+    for untouched in ["digest-live", "digest-no-grant"] {
+        let record = store.find_access_token(untouched).await.unwrap().unwrap();
+        assert_eq!(record.revoked_at, None, "{untouched}");
+    }
+    // The token's own revocation comes first.
+    assert!(store
+        .revoke_access_token("digest-live", "rp1", at(7))
+        .await
+        .unwrap());
+    let live = store
+        .find_access_token("digest-live")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.revoked_at, Some(at(7)));
+}
+
+/// Races a revocation against a refresh-token insert followed by a grant
+/// read, as token issuance does. The insert must be deleted by the
+/// revocation, or else the read after it must see the grant revoked.
+async fn refresh_token_inserted_during_revocation_is_not_left(test: TestStore) {
+    let store: Arc<dyn tessera::store::Store> = test.store;
+    let mut left_unseen = Vec::new();
+    for round in 0..40 {
+        let id = format!("g{round}");
+        let record = grant(&id);
+        store.insert_grant(&record).await.unwrap();
+        // Even rounds revoke the one grant, odd rounds every grant of its user.
+        let revoke = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            let filter = AuthorizationFilter::user(record.user_id);
+            tokio::spawn(async move {
+                if round % 2 == 0 {
+                    store.revoke_grant(&id, at(5)).await.map(|_| ())
+                } else {
+                    store.revoke_grants(&filter, at(5)).await.map(|_| ())
+                }
+            })
+        };
+        let digest = format!("r{round}");
+        store
+            .insert_refresh_token(&refresh_token(&digest, &id))
+            .await
+            .unwrap();
+        let seen_revoked = store
+            .grant(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some();
+        revoke.await.unwrap().unwrap();
+        let left = store.refresh_token(&digest, "rp1", at(6)).await.unwrap();
+        if left.is_some() && !seen_revoked {
+            left_unseen.push(id);
+        }
+    }
+    assert!(
+        left_unseen.is_empty(),
+        "refresh tokens left after revocation, their grant read as live: {left_unseen:?}"
+    );
 }
