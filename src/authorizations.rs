@@ -117,7 +117,10 @@ pub async fn disable_user(
 /// their codes and refresh tokens together with the client, and this marks
 /// every access token issued to it revoked, whatever the grant type, and
 /// deletes the consents users gave it. Call it after the client record is
-/// deleted, so no new token can be issued in between.
+/// deleted. An instance whose client cache has not yet seen the deletion
+/// may still issue a client-credentials token for up to 2 seconds, and
+/// introspection treats such a token as inactive because its client is
+/// gone.
 pub async fn end_client(
     store: &dyn Store,
     client_id: &str,

@@ -32,8 +32,11 @@ impl Admin {
             store.check_schema().await?;
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        // As with `serve`, only the SQLite default may create a master key.
-        let master_key = MasterKey::load(config, config.database_url.is_none())?;
+        // As with `serve`, only the SQLite default may create a master key,
+        // and only for a database that has no data keys yet: a restored
+        // database needs its own key, and a new one would only hide it.
+        let fresh = store.data_keys().await?.is_empty();
+        let master_key = MasterKey::load(config, config.database_url.is_none() && fresh)?;
         let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now())
             .await
             .with_context(|| {

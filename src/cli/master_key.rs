@@ -80,8 +80,9 @@ pub async fn run(
         || {
             format!(
                 "re-wrapped {count} data keys under the new master key in {}. Give every \
-                 instance and command that key (TESSERA_MASTER_KEY or master_key_file) before \
-                 it next starts; running instances keep working until then.",
+                 instance and command that key (TESSERA_MASTER_KEY, master_key_file, or in \
+                 place of <data_dir>/master.key) before it next starts; running instances \
+                 keep working until then.",
                 path.display()
             )
         },

@@ -1,5 +1,7 @@
 //! Command output: one JSON document with `--json`, else human text.
 
+use std::io::Write;
+
 use serde::Serialize;
 
 /// Where a command prints its result.
@@ -23,11 +25,16 @@ impl Output {
         value: &T,
         human: impl FnOnce() -> String,
     ) -> anyhow::Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+        let text = if self.json {
+            serde_json::to_string_pretty(value)?
         } else {
-            println!("{}", human());
+            human()
+        };
+        // A reader that stops early (`| head`) closes the pipe: that ends
+        // the output, not the command.
+        match writeln!(std::io::stdout().lock(), "{text}") {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

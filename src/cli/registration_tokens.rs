@@ -8,7 +8,7 @@ use serde_json::json;
 use super::admin::Admin;
 use super::Output;
 use crate::audit::{self, kind, Change, CLI_ACTOR};
-use crate::config::{Config, HumanDuration};
+use crate::config::{Config, HumanDuration, RegistrationPolicy};
 use crate::crypto::random_token;
 use crate::store::InitialAccessToken;
 
@@ -33,6 +33,12 @@ pub async fn run(
     output: &Output,
     command: RegistrationTokensCommand,
 ) -> anyhow::Result<()> {
+    if config.registration.policy != RegistrationPolicy::Token {
+        tracing::warn!(
+            policy = ?config.registration.policy,
+            "registration.policy is not \"token\", so POST /register does not ask for this token"
+        );
+    }
     let admin = Admin::open(config).await?;
     let RegistrationTokensCommand::Create(args) = command;
     let result = create(&admin, output, args).await;

@@ -160,12 +160,28 @@ async fn handle(
             tracing::error!(error = ?error, "access token lookup failed");
             OAuthError::for_store(&error)
         })?;
+    let record = match record {
+        Some(record) if client_deleted(state, &record.client_id).await? => None,
+        other => other,
+    };
     Ok(Introspection::of(
         record.as_ref(),
         &caller,
         &state.config.issuer,
         state.clock.now(),
     ))
+}
+
+/// Checks whether the client a token was issued to no longer exists. An
+/// instance may issue a token in the moments before its client cache sees
+/// a deletion made elsewhere, after the deletion revoked the recorded
+/// tokens, so such a token is inactive by this check instead.
+async fn client_deleted(state: &AppState, client_id: &str) -> Result<bool, OAuthError> {
+    let client = state.registry.client(client_id).await.map_err(|error| {
+        tracing::error!(error = ?error, %client_id, "client lookup failed");
+        OAuthError::for_store(&error)
+    })?;
+    Ok(client.is_none())
 }
 
 /// Authenticates a client, or else a resource server by its introspection

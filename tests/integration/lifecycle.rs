@@ -341,3 +341,31 @@ async fn account_page_withdraws_an_app(backend: Backend) {
             .as_deref()
     );
 }
+
+/// A token recorded after `clients delete` revoked the client's tokens (an
+/// instance whose cache still held the client issued it) is inactive too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_of_deleted_client_introspects_inactive() {
+    use crate::oauth_support::{access_token, add_client, add_resource, introspect, service};
+    use crate::oauth_support::{Auth, OauthApp};
+
+    let oauth = OauthApp::spawn(Backend::Sqlite).await;
+    let resource = add_resource(&oauth, "https://rs1.test/", &["api.read"]).await;
+    let metadata = service("client_secret_basic", "api.read", Some("https://rs1.test/"));
+    let client = add_client(&oauth, metadata).await;
+    let auth = Auth::Basic(&client.id, &client.secret);
+    let token = access_token(&oauth, auth, &[]).await;
+    let as_resource = || Auth::Basic(&resource.introspection_id, &resource.introspection_secret);
+    assert_eq!(
+        introspect(&oauth, as_resource(), &token).await["active"],
+        true
+    );
+
+    // The client disappears without its tokens being revoked, as when the
+    // token was recorded just after `clients delete` ran.
+    let state = &oauth.app.state;
+    assert!(state.store.delete_client(&client.id).await.unwrap());
+    state.registry.invalidate_clients();
+    let seen = introspect(&oauth, as_resource(), &token).await;
+    assert_eq!(seen["active"], false, "{seen}");
+}
