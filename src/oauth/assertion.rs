@@ -215,10 +215,13 @@ mod tests {
     }
 
     #[test]
-    fn expiry_at_the_end_of_time_is_too_long() {
+    fn exp_at_chrono_max_is_too_long() {
         // The last second chrono represents: adding the skew to it overflows.
         let last = DateTime::<Utc>::MAX_UTC.timestamp();
-        assert_eq!(check(with("exp", json!(last))), Err(AssertionError::TooLong));
+        assert_eq!(
+            check(with("exp", json!(last))),
+            Err(AssertionError::TooLong)
+        );
         assert_eq!(
             check(with("exp", json!(last as f64 + 0.5))),
             Err(AssertionError::TooLong)

@@ -12,6 +12,7 @@ mod client_assertions;
 mod client_ip;
 mod compose;
 mod discovery;
+mod fuzz_corpus;
 mod harness;
 mod instances;
 mod interop;
