@@ -37,6 +37,22 @@ fn corpus_replays_without_panic() {
 }
 
 #[test]
+fn every_fuzz_target_is_replayed() {
+    for entry in fs::read_dir(fuzz_dir().join("fuzz_targets")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert!(TARGETS.contains(&name.as_str()), "{name} is not in TARGETS");
+    }
+    for entry in fs::read_dir(fuzz_dir().join("corpus")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            TARGETS.contains(&name.as_str()),
+            "corpus/{name} has no target"
+        );
+    }
+}
+
+#[test]
 fn seeds_meet_their_expectation() {
     let fixture = fixture();
     let seeds = fuzzing::seeds(&fixture).unwrap();
