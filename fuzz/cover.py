@@ -44,6 +44,8 @@ while covered != universe and len(chosen) < limit:
     best = max(sets, key=lambda name: len(sets[name] - covered))
     chosen.append(best)
     covered |= sets[best]
+next_gain = max((len(found - covered) for found in sets.values()), default=0)
 print(f"# {len(chosen)} of {len(sets)} files cover {len(covered)} of {len(universe)} edges "
-      f"({100 * len(covered) / len(universe):.1f}%)", file=sys.stderr)
+      f"({100 * len(covered) / len(universe):.1f}%); the best file left out adds {next_gain}",
+      file=sys.stderr)
 print("\n".join(chosen))
