@@ -9,6 +9,8 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod maintenance;

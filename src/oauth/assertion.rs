@@ -65,7 +65,9 @@ pub fn check_claims(
     }
 
     let expires_at = timestamp(claims.get("exp")).ok_or(AssertionError::MissingExpiry)?;
-    if expires_at + context.clock_skew <= context.now {
+    // Subtracting from `now`, since adding to an `exp` near the largest
+    // instant chrono represents would overflow.
+    if expires_at <= context.now - context.clock_skew {
         return Err(AssertionError::Expired);
     }
     if expires_at > context.now + MAX_LIFETIME + context.clock_skew {
@@ -210,6 +212,20 @@ mod tests {
         for (claims, expected) in cases {
             assert_eq!(check(claims.clone()), Err(expected), "{claims}");
         }
+    }
+
+    #[test]
+    fn exp_at_chrono_max_is_too_long() {
+        // The last second chrono represents: adding the skew to it overflows.
+        let last = DateTime::<Utc>::MAX_UTC.timestamp();
+        assert_eq!(
+            check(with("exp", json!(last))),
+            Err(AssertionError::TooLong)
+        );
+        assert_eq!(
+            check(with("exp", json!(last as f64 + 0.5))),
+            Err(AssertionError::TooLong)
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
 use serde_json::{Map, Value};
 
-use super::assertion::{check_claims, AssertionContext, AssertionError};
+use super::assertion::{check_claims, AcceptedAssertion, AssertionContext, AssertionError};
 use super::credentials::PresentedCredentials;
 use axum::http::HeaderMap;
 
@@ -223,16 +223,15 @@ async fn authenticate_assertion(
     };
     // The issuer read before verification only selects the client; the
     // claim checks below require `iss` and `sub` to equal its id.
-    let client_id = match (body_client_id, parts.unverified_issuer.as_deref()) {
-        (Some(id), Some(issuer)) if id != issuer => {
+    let client_id = match assertion_client_id(body_client_id, parts.unverified_issuer.as_deref()) {
+        Ok(id) => id.to_owned(),
+        Err(failure) => {
             return Err(AuthError::Rejected {
-                client_id: id.to_owned(),
-                failure: AuthFailure::ClientIdMismatch,
+                client_id: body_client_id.unwrap_or("-").to_owned(),
+                failure,
                 basic: false,
             })
         }
-        (Some(id), _) | (None, Some(id)) => id.to_owned(),
-        (None, None) => "-".to_owned(),
     };
     let reject = |failure: AuthFailure| AuthError::Rejected {
         client_id: client_id.clone(),
@@ -247,11 +246,6 @@ async fn authenticate_assertion(
         Ok(keys) => keys,
         Err(error) => return Err(reject(AuthFailure::KeySet(error))),
     };
-    let payload = verify_with_any(assertion, &parts.alg, &keys)
-        .ok_or_else(|| reject(AuthFailure::BadSignature))?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&payload).map_err(|_| reject(AuthFailure::MalformedAssertion))?;
-
     let issuer = state.config.issuer.clone();
     let audiences = [issuer.clone(), format!("{issuer}/token")];
     let now = state.clock.now();
@@ -263,7 +257,7 @@ async fn authenticate_assertion(
         now,
         clock_skew: skew,
     };
-    let accepted = check_claims(&claims, &context).map_err(|error| reject(error.into()))?;
+    let accepted = verify_assertion(assertion, &parts.alg, &keys, &context).map_err(reject)?;
 
     let fresh = state
         .store
@@ -275,17 +269,45 @@ async fn authenticate_assertion(
     Ok(client)
 }
 
+/// Picks the client an assertion names: the body's `client_id`, which must
+/// then equal the unverified `iss`, else that `iss`, else `-`, which names
+/// no client.
+pub(crate) fn assertion_client_id<'a>(
+    body_client_id: Option<&'a str>,
+    unverified_issuer: Option<&'a str>,
+) -> Result<&'a str, AuthFailure> {
+    match (body_client_id, unverified_issuer) {
+        (Some(id), Some(issuer)) if id != issuer => Err(AuthFailure::ClientIdMismatch),
+        (Some(id), _) | (None, Some(id)) => Ok(id),
+        (None, None) => Ok("-"),
+    }
+}
+
+/// Verifies the signature of `assertion` with one of `keys` and checks its
+/// claims; returns the `jti` to consume.
+pub(crate) fn verify_assertion(
+    assertion: &str,
+    alg: &str,
+    keys: &[Map<String, Value>],
+    context: &AssertionContext<'_>,
+) -> Result<AcceptedAssertion, AuthFailure> {
+    let payload = verify_with_any(assertion, alg, keys).ok_or(AuthFailure::BadSignature)?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| AuthFailure::MalformedAssertion)?;
+    Ok(check_claims(&claims, context)?)
+}
+
 /// Members of an assertion's header and payload, read before verification.
 #[derive(Debug, PartialEq, Eq)]
-struct AssertionParts {
-    alg: String,
-    kid: Option<String>,
-    unverified_issuer: Option<String>,
+pub(crate) struct AssertionParts {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub unverified_issuer: Option<String>,
 }
 
 /// Reads the header and the `iss` claim without verifying anything, and
 /// applies the header rules: three parts, an allowed `alg`, no `crit`.
-fn split_assertion(assertion: &str) -> Result<AssertionParts, AuthFailure> {
+pub(crate) fn split_assertion(assertion: &str) -> Result<AssertionParts, AuthFailure> {
     let mut parts = assertion.split('.');
     let (Some(header), Some(payload), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -350,7 +372,7 @@ async fn signature_keys(
 }
 
 /// Keys of an inline JWK Set that may verify signatures and match `kid`.
-fn inline_keys(set: &Value, kid: Option<&str>) -> Vec<Map<String, Value>> {
+pub(crate) fn inline_keys(set: &Value, kid: Option<&str>) -> Vec<Map<String, Value>> {
     let keys = set.get("keys").and_then(Value::as_array);
     keys.into_iter()
         .flatten()

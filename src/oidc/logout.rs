@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
@@ -29,6 +30,7 @@ use crate::config::Config;
 use crate::crypto::random_token;
 use crate::http::page_extract::{PageForm, PageQuery};
 use crate::http::{error_page, with_security_headers};
+use crate::keys::KeyRing;
 use crate::server::AppState;
 use crate::store::{AuditEvent, Client, SessionRecord};
 
@@ -239,15 +241,8 @@ async fn check(state: &AppState, params: &LogoutParams) -> Checked {
     let hint = params
         .id_token_hint
         .as_deref()
-        .filter(|hint| hint.len() <= 16 * 1024)
-        .and_then(|hint| state.keys.verify(hint, now).ok())
-        .and_then(|verified| serde_json::from_slice::<serde_json::Value>(&verified.payload).ok())
-        .filter(|claims| claims["iss"] == state.config.issuer.as_str());
-    let hint_audience = hint.as_ref().and_then(|claims| match &claims["aud"] {
-        serde_json::Value::String(aud) => Some(aud.clone()),
-        serde_json::Value::Array(auds) if auds.len() == 1 => auds[0].as_str().map(str::to_owned),
-        _ => None,
-    });
+        .and_then(|hint| hint_claims(&state.keys, &state.config.issuer, now, hint));
+    let hint_audience = hint.as_ref().and_then(hint_audience);
     let client_id = match (&hint_audience, params.client_id.as_deref()) {
         (Some(aud), Some(given)) if aud != given => None,
         (Some(aud), _) => Some(aud.clone()),
@@ -275,6 +270,33 @@ async fn check(state: &AppState, params: &LogoutParams) -> Checked {
         client,
         redirect,
         hint_subject,
+    }
+}
+
+/// Returns the claims of `hint` when a key in `keys` signed it at `now`
+/// with `iss` equal to `issuer`. Expiry is not checked: an expired ID token
+/// still names its user.
+pub fn hint_claims(
+    keys: &KeyRing,
+    issuer: &str,
+    now: DateTime<Utc>,
+    hint: &str,
+) -> Option<serde_json::Value> {
+    if hint.len() > 16 * 1024 {
+        return None;
+    }
+    let verified = keys.verify(hint, now).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&verified.payload).ok()?;
+    (claims["iss"] == issuer).then_some(claims)
+}
+
+/// Returns the one audience of a hint's claims: `aud` as a string or a
+/// one-element array.
+pub fn hint_audience(claims: &serde_json::Value) -> Option<String> {
+    match &claims["aud"] {
+        serde_json::Value::String(aud) => Some(aud.clone()),
+        serde_json::Value::Array(auds) if auds.len() == 1 => auds[0].as_str().map(str::to_owned),
+        _ => None,
     }
 }
 

@@ -16,11 +16,13 @@ use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http::cors::{self, CorsClient};
 use crate::http::error::no_store;
+use crate::keys::KeyRing;
 use crate::server::AppState;
 use crate::tokens::access::ACCESS_TOKEN_TYPE;
 use crate::tokens::id_token::UserClaims;
@@ -95,7 +97,7 @@ struct UserInfo {
 
 /// The claims of the inner token that userinfo checks.
 #[derive(Deserialize)]
-struct AccessClaims {
+pub(crate) struct AccessClaims {
     iss: String,
     sub: String,
     aud: serde_json::Value,
@@ -161,7 +163,7 @@ async fn name_client(state: &AppState, cors: &CorsClient, client_id: &str) {
 }
 
 /// Reads `Authorization: Bearer TOKEN` (the scheme in any case).
-fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return match headers.get(AUTHORIZATION) {
@@ -195,15 +197,27 @@ async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims,
         })?
         .filter(|record| record.is_active(now))
         .ok_or(BearerError::InvalidToken)?;
+    let issuer = state.config.issuer.as_str();
+    let claims = open_own_token(&state.keys, issuer, now, token)?;
+    if record.audience != issuer {
+        return Err(BearerError::InvalidToken);
+    }
+    Ok(claims)
+}
 
+/// Decrypts `token` with Tessera's encryption key its `kid` names, verifies
+/// the inner `at+jwt` and checks that `iss` and `aud` are `issuer` and that
+/// it has not expired at `now`.
+pub(crate) fn open_own_token(
+    keys: &KeyRing,
+    issuer: &str,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<AccessClaims, BearerError> {
     let kid = jwe_kid(token).ok_or(BearerError::InvalidToken)?;
-    let decrypter = state
-        .keys
-        .decrypter(&kid, now)
-        .ok_or(BearerError::InvalidToken)?;
+    let decrypter = keys.decrypter(&kid, now).ok_or(BearerError::InvalidToken)?;
     let inner = decrypt_with(token, decrypter.as_ref()).map_err(|_| BearerError::InvalidToken)?;
-    let verified = state
-        .keys
+    let verified = keys
         .verify(&inner, now)
         .map_err(|_| BearerError::InvalidToken)?;
     if verified.header.token_type() != Some(ACCESS_TOKEN_TYPE) {
@@ -211,9 +225,8 @@ async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims,
     }
     let claims: AccessClaims =
         serde_json::from_slice(&verified.payload).map_err(|_| BearerError::InvalidToken)?;
-    let issuer = state.config.issuer.as_str();
-    let for_tessera = claims.aud.as_str() == Some(issuer) && record.audience == issuer;
-    if claims.iss != issuer || !for_tessera || claims.exp <= now.timestamp() {
+    if claims.iss != issuer || claims.aud.as_str() != Some(issuer) || claims.exp <= now.timestamp()
+    {
         return Err(BearerError::InvalidToken);
     }
     Ok(claims)

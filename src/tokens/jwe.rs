@@ -8,6 +8,8 @@
 //! before any key is used, because josekit's default context would inflate
 //! a compressed payload.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use josekit::jwe::{self, JweDecrypter, JweEncrypter, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::JoseError;
@@ -86,9 +88,10 @@ pub fn decrypt(token: &str, private_key: &Jwk) -> Result<String, JweError> {
 /// Decrypts a JWE with `decrypter` (one of Tessera's own keys, say), after
 /// checking its header against the allow-list. Returns the inner JWT text.
 pub fn decrypt_with(token: &str, decrypter: &dyn JweDecrypter) -> Result<String, JweError> {
+    let wrapped_key_bytes = encrypted_key_len(token);
     let checked = std::cell::Cell::new(None);
-    let outcome =
-        jwe::deserialize_compact_with_selector(token, |header| match check_header(header) {
+    let outcome = jwe::deserialize_compact_with_selector(token, |header| {
+        match check_header(header).and_then(|()| check_wrapped_key(header, wrapped_key_bytes)) {
             Ok(()) => Ok(Some(decrypter)),
             Err(reason) => {
                 checked.set(Some(reason));
@@ -96,7 +99,8 @@ pub fn decrypt_with(token: &str, decrypter: &dyn JweDecrypter) -> Result<String,
                     "JWE header not allowed"
                 )))
             }
-        });
+        }
+    });
     match (outcome, checked.get()) {
         (_, Some(reason)) => Err(reason),
         (Ok((payload, _)), None) => String::from_utf8(payload).map_err(|_| JweError::Invalid),
@@ -117,6 +121,27 @@ fn check_header(header: &JweHeader) -> Result<(), JweError> {
     }
     if header.content_type() != Some("JWT") {
         return Err(JweError::HeaderNotAllowed("cty"));
+    }
+    Ok(())
+}
+
+/// Length of an A256GCM key after AES key wrap (RFC 3394): 32 bytes plus
+/// the 8-byte integrity check value.
+const WRAPPED_KEY_BYTES: usize = 40;
+
+/// Returns the decoded length of the JWE Encrypted Key, the second part.
+fn encrypted_key_len(token: &str) -> Option<usize> {
+    let part = token.split('.').nth(1)?;
+    URL_SAFE_NO_PAD.decode(part).ok().map(|key| key.len())
+}
+
+/// Rejects an `ECDH-ES+A256KW` encrypted key of any length but 40 bytes.
+/// josekit 0.10.3 computes the unwrapped length as the wrapped length
+/// minus 8 without a check, so a key shorter than 8 bytes panics there.
+fn check_wrapped_key(header: &JweHeader, wrapped_key_bytes: Option<usize>) -> Result<(), JweError> {
+    if header.algorithm() == Some("ECDH-ES+A256KW") && wrapped_key_bytes != Some(WRAPPED_KEY_BYTES)
+    {
+        return Err(JweError::Invalid);
     }
     Ok(())
 }
@@ -162,8 +187,6 @@ fn decrypter_for(private_key: &Jwk) -> Result<Box<dyn JweDecrypter>, JweError> {
 
 #[cfg(test)]
 mod tests {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
     use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
     use josekit::jwk::alg::ecx::{EcxCurve, EcxKeyPair};
     use josekit::jwk::alg::rsa::RsaKeyPair;
@@ -312,6 +335,20 @@ mod tests {
         let pairs = key_pairs();
         for input in ["", "a.b.c", "a.b.c.d.e", "....", INNER] {
             assert!(decrypt(input, &pairs[0].1).is_err(), "{input}");
+        }
+    }
+
+    #[test]
+    fn short_wrapped_key_is_invalid() {
+        let pairs = key_pairs();
+        let (public, private) = &pairs[0];
+        let token = encrypt(INNER, public).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        for length in [0, 6, 8, 16, 32, 48] {
+            let key = URL_SAFE_NO_PAD.encode(vec![7u8; length]);
+            let changed = [parts[0], &key, parts[2], parts[3], parts[4]].join(".");
+            let err = decrypt(&changed, private).unwrap_err();
+            assert!(matches!(err, JweError::Invalid), "{length}: {err:?}");
         }
     }
 

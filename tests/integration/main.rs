@@ -16,6 +16,7 @@ mod compose;
 mod contention;
 mod cors;
 mod discovery;
+mod fuzz_corpus;
 mod harness;
 mod instances;
 mod interop;

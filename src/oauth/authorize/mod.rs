@@ -205,8 +205,9 @@ async fn check_audience(
 }
 
 /// Returns whether the session's login is older than `max_age` allows.
-/// `max_age=0` always requires a new login (OIDC Core section 3.1.2.1).
-fn too_old(
+/// `max_age=0` always requires a new login (OIDC Core section 3.1.2.1). A
+/// `max_age` beyond chrono's range (about 292 million years) never expires.
+pub(crate) fn too_old(
     session: &SessionRecord,
     max_age: Option<i64>,
     now: chrono::DateTime<chrono::Utc>,
@@ -214,7 +215,8 @@ fn too_old(
     match max_age {
         None => false,
         Some(0) => true,
-        Some(seconds) => now - session.auth_time > chrono::Duration::seconds(seconds),
+        Some(seconds) => chrono::Duration::try_seconds(seconds)
+            .is_some_and(|max_age| now - session.auth_time > max_age),
     }
 }
 
@@ -420,4 +422,42 @@ fn internal_error(state: &AppState, error: &(dyn std::error::Error + 'static)) -
         "Something went wrong",
         "Tessera could not complete this request. Please try again in a moment.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn session_signed_in_at(auth_time: DateTime<Utc>) -> SessionRecord {
+        SessionRecord {
+            id_digest: "d".into(),
+            user_id: Uuid::nil(),
+            auth_time,
+            amr: vec!["pwd".into()],
+            created_at: auth_time,
+            last_seen_at: auth_time,
+            expires_at: auth_time + Duration::hours(12),
+        }
+    }
+
+    #[test]
+    fn max_age_against_login_time() {
+        let now = Utc::now();
+        let session = session_signed_in_at(now - Duration::seconds(600));
+        assert!(!too_old(&session, None, now));
+        assert!(too_old(&session, Some(0), now));
+        assert!(too_old(&session, Some(599), now));
+        assert!(!too_old(&session, Some(600), now));
+    }
+
+    #[test]
+    fn max_age_beyond_chrono_range_never_expires() {
+        let now = Utc::now();
+        let session = session_signed_in_at(now - Duration::days(365));
+        assert!(!too_old(&session, Some(i64::MAX), now));
+        assert!(!too_old(&session, Some(i64::MAX / 1000 + 1), now));
+    }
 }

@@ -1,0 +1,14 @@
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use tessera::fuzzing::{token_request, Fixture};
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    Fixture::new(include_str!("../keys.json")).expect("fuzz/keys.json builds the fixture")
+});
+
+fuzz_target!(|data: &[u8]| {
+    token_request(&FIXTURE, data);
+});
