@@ -110,11 +110,17 @@ def drive_once(port, path, headers, bodies, *, scenario, target, concurrency,
             if body is None:
                 break
             started = time.perf_counter()
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                # Counted as status 0, a failure; the next request reconnects.
+                connection.close()
+                status = 0
             mine.append(time.perf_counter() - started)
-            codes[response.status] = codes.get(response.status, 0) + 1
+            codes[status] = codes.get(status, 0) + 1
         connection.close()
         with lock:
             latencies.extend(mine)

@@ -11,12 +11,10 @@ import time
 
 from . import peer, report, scenarios, tools
 from .postgres import Cluster
-from .process import BenchError, run
+from .process import BenchError, BuildWatch, run
 from .seed import PostgresSeeder, SqliteSeeder
 from .settings import Settings
 from .tessera import Tessera
-
-QUIET_LOAD = 1.5
 
 
 def parse_arguments(argv):
@@ -68,7 +66,7 @@ def main(argv):
     results = {"machine": machine(), "settings": settings.describe(),
                "peer_version": peer_version, "oha": run([oha, "--version"]).strip(),
                "load_average_start": load_average(), "figures": []}
-    if results["load_average_start"] > QUIET_LOAD:
+    if results["load_average_start"] > report.QUIET_LOAD:
         print(f"WARNING: 1-minute load average is {results['load_average_start']:.2f}; "
               "figures measured now are skewed by other work on this machine",
               file=sys.stderr, flush=True)
@@ -80,11 +78,15 @@ def main(argv):
         cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
         jwk = tools.resource_server_jwk(os.path.join(folder, "resource.jwk"))
         runner = Runner(settings, oha, binary, folder, jwk, results, cleanup)
-        if arguments.smoke:
-            ok = runner.smoke()
-        else:
-            runner.full()
-            ok = True
+        with BuildWatch() as builds:
+            if arguments.smoke:
+                ok = runner.smoke()
+            else:
+                runner.full()
+                ok = True
+        results["build_processes"] = {"max": builds.max_count,
+                                      "samples_with_builds": builds.samples_with_builds,
+                                      "samples": builds.samples}
 
     results["load_average_end"] = load_average()
     results["seconds_total"] = time.monotonic() - started

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main(source, destination):
     with open(source) as data:
-        figures = json.load(data)
+        plotted = json.load(data)
+    figures = plotted["figures"]
     targets = sorted({f["target"] for f in figures})
     all_levels = sorted({f["concurrency"] for f in figures})
     fig, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -35,6 +36,7 @@ def main(source, destination):
         axes.grid(True, alpha=0.3)
         axes.set_ylim(bottom=0)
     p99.legend(fontsize="small")
+    fig.suptitle(plotted["caption"], fontsize="small")
     fig.tight_layout()
     fig.savefig(destination, dpi=110)
 

@@ -140,3 +140,52 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         return False
+
+
+BUILD_COMMANDS = {"rustc", "cc1", "cc1plus", "clippy-driver", "ld", "cargo", "cargo-fuzz"}
+
+
+def build_processes():
+    """Count running compiler and linker processes, a sign of parallel builds."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() in BUILD_COMMANDS:
+                    count += 1
+        except OSError:
+            continue
+    return count
+
+
+class BuildWatch:
+    """Samples `build_processes()` every `interval` seconds in a `with` block."""
+
+    def __init__(self, interval=2.0):
+        self.interval = interval
+        self.max_count = 0
+        self.samples_with_builds = 0
+        self.samples = 0
+
+    def __enter__(self):
+        import threading
+
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.wait(self.interval):
+                count = build_processes()
+                self.samples += 1
+                self.max_count = max(self.max_count, count)
+                self.samples_with_builds += 1 if count else 0
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False

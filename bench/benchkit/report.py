@@ -9,6 +9,30 @@ from . import tools
 
 CLIENT_CREDENTIALS = "client credentials"
 PEERS = ("peer encrypted", "peer plain")
+# A 1-minute load average above this at the start marks the run as measured
+# under load from other work. The figure at the end includes the bench's own
+# load, so it is only reported.
+QUIET_LOAD = 1.5
+
+
+def under_load(results):
+    builds = results.get("build_processes", {}).get("samples_with_builds", 0)
+    return results["load_average_start"] > QUIET_LOAD or builds > 0
+
+
+def conditions(results):
+    """One line naming the machine and whether other work loaded it."""
+    machine = results["machine"]
+    line = (f"{machine['nproc']} cores ({machine['cpu']}), 1-minute load average "
+            f"{results['load_average_start']:.2f} at start, "
+            f"{results.get('load_average_end', 0):.2f} at end (the bench's own load included)")
+    builds = results.get("build_processes")
+    if builds:
+        line += (f", compiler processes seen in {builds['samples_with_builds']} of "
+                 f"{builds['samples']} samples")
+    if under_load(results):
+        line = "MEASURED UNDER LOAD from other work, not comparable: " + line
+    return line
 
 
 def _figures(results, scenario):
@@ -108,6 +132,7 @@ def sections(results):
 
 
 def print_summary(results):
+    print(f"\n{conditions(results)}")
     for title, header, rows in sections(results):
         print(f"\n{title}\n{_text_table(header, rows)}")
     print()
@@ -119,7 +144,8 @@ def markdown(results):
              f"{machine['memory_gib']} GiB, kernel {machine['kernel']}, node {machine['node']}, "
              f"oidc-provider {results['peer_version']}, {results['oha']}, "
              f"PostgreSQL {results.get('postgres', '-')}, Tessera {machine['tessera_commit']}.",
-             f"Settings: {json.dumps(results['settings'])}"]
+             f"Settings: {json.dumps(results['settings'])}",
+             conditions(results) + "."]
     for title, header, rows in sections(results):
         parts.append(f"### {title}\n\n{_markdown_table(header, rows)}")
     return "\n\n".join(parts) + "\n"
@@ -130,7 +156,8 @@ def plot(results, path):
     python = tools.plot_python()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot.py")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as data:
-        json.dump(_figures(results, CLIENT_CREDENTIALS), data)
+        json.dump({"figures": _figures(results, CLIENT_CREDENTIALS),
+                   "caption": f"bench/run on {conditions(results)}"}, data)
     try:
         subprocess.run([python, script, data.name, path], check=True, timeout=300)
     finally:
