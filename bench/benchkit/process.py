@@ -10,7 +10,7 @@ import urllib.request
 
 
 class BenchError(Exception):
-    """A setup step or a check of the bench failed; the message says which."""
+    """A setup step or a check of the bench failed; the message names it."""
 
 
 def free_port():
@@ -34,7 +34,7 @@ def run(args, env=None, input_text=None, timeout=600):
 
 
 def http_status(url, timeout=2.0):
-    """Return the status of a GET of `url`, or None when nothing answers."""
+    """Return the status of a GET of `url`, or None when the connection fails."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status

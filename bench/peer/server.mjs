@@ -37,12 +37,15 @@ const resourceKey = createPublicKey({
   format: 'jwk',
 });
 
-// ES256 signs access tokens; RS256 is there because ID tokens default to it
-// and the provider checks at start-up that a key exists for each default.
-const signingKeys = [
-  { ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: 'es256' },
-  { ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig', kid: 'rs256' },
-];
+// The one signing key: ES256, for access tokens. The client names ES256 for
+// ID tokens too, since oidc-provider rejects a client whose default (RS256)
+// has no key.
+const signingKey = {
+  ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }),
+  alg: 'ES256',
+  use: 'sig',
+  kid: 'es256',
+};
 
 const resourceServer = {
   scope: SCOPE,
@@ -64,10 +67,11 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
       response_types: [],
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
       scope: SCOPE,
     },
   ],
-  jwks: { keys: signingKeys },
+  jwks: { keys: [signingKey] },
   cookies: { keys: ['bench-only-cookie-key'] },
   scopes: ['openid', SCOPE],
   features: {
