@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -223,6 +224,8 @@ class Runner:
 
 
 def entry(argv):
+    # SIGTERM unwinds like an exception, so the servers and the cluster stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return main(argv)
     except BenchError as error:
