@@ -30,6 +30,11 @@ class Figure:
     statuses: dict
     rss_kib: int = 0
     scale: int = 0
+    # Monotonic start and end of the measured run, and the most compiler
+    # processes sampled in between (see BuildWatch).
+    started: float = 0.0
+    ended: float = 0.0
+    builds: int = 0
 
     def as_dict(self):
         return asdict(self)
@@ -57,6 +62,7 @@ def run_oha(oha, url, *, scenario, target, concurrency, seconds, method="GET",
     if body_lines is not None:
         args += ["-T", "application/x-www-form-urlencoded", "-Z", str(body_lines)]
     args.append(url)
+    started = time.monotonic()
     output = subprocess.run(args, capture_output=True, text=True, check=True,
                             timeout=seconds + 60).stdout
     report = json.loads(output)
@@ -71,7 +77,7 @@ def run_oha(oha, url, *, scenario, target, concurrency, seconds, method="GET",
         ok=ok, failed=failed, per_second=ok / total if total else 0.0,
         p50_ms=(percentiles.get("p50") or 0.0) * 1000,
         p99_ms=(percentiles.get("p99") or 0.0) * 1000,
-        statuses=statuses,
+        statuses=statuses, started=started, ended=time.monotonic(),
     )
 
 
@@ -133,7 +139,8 @@ def drive_once(port, path, headers, bodies, *, scenario, target, concurrency,
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
+    ended = time.monotonic()
+    elapsed = ended - started
 
     latencies.sort()
     ok = statuses.get(200, 0)
@@ -143,5 +150,5 @@ def drive_once(port, path, headers, bodies, *, scenario, target, concurrency,
         per_second=ok / elapsed if elapsed else 0.0,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
-        statuses=statuses,
+        statuses=statuses, started=started, ended=ended,
     )

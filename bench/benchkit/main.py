@@ -85,6 +85,8 @@ def main(argv):
             else:
                 runner.full()
                 ok = True
+        for figure in results["figures"]:
+            figure["builds"] = builds.builds_between(figure["started"], figure["ended"])
         results["build_processes"] = {"max": builds.max_count,
                                       "samples_with_builds": builds.samples_with_builds,
                                       "samples": builds.samples}

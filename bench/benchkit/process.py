@@ -165,9 +165,24 @@ class BuildWatch:
 
     def __init__(self, interval=2.0):
         self.interval = interval
-        self.max_count = 0
-        self.samples_with_builds = 0
-        self.samples = 0
+        self.timeline = []
+
+    @property
+    def samples(self):
+        return len(self.timeline)
+
+    @property
+    def samples_with_builds(self):
+        return sum(1 for _, count in self.timeline if count)
+
+    @property
+    def max_count(self):
+        return max((count for _, count in self.timeline), default=0)
+
+    def builds_between(self, start, end):
+        """Return the most compiler processes sampled between two monotonic times."""
+        return max((count for when, count in self.timeline if start <= when <= end),
+                   default=0)
 
     def __enter__(self):
         import threading
@@ -176,10 +191,7 @@ class BuildWatch:
 
         def sample():
             while not self._stop.wait(self.interval):
-                count = build_processes()
-                self.samples += 1
-                self.max_count = max(self.max_count, count)
-                self.samples_with_builds += 1 if count else 0
+                self.timeline.append((time.monotonic(), build_processes()))
 
         self._thread = threading.Thread(target=sample, daemon=True)
         self._thread.start()

@@ -29,7 +29,7 @@ def conditions(results):
     builds = results.get("build_processes")
     if builds:
         line += (f", compiler processes seen in {builds['samples_with_builds']} of "
-                 f"{builds['samples']} samples")
+                 f"{builds['samples']} samples (* marks runs they overlapped)")
     if under_load(results):
         line = "MEASURED UNDER LOAD from other work, not comparable: " + line
     return line
@@ -46,13 +46,18 @@ def _find(figures, target, concurrency):
     return None
 
 
+def _marked(figure):
+    """The figure's target, with a star when compiler processes ran during it."""
+    return figure["target"] + (" *" if figure.get("builds") else "")
+
+
 def _mib(kib):
     return f"{kib / 1024:.0f}" if kib else "-"
 
 
 def figure_rows(figures):
     """Rows of target, concurrency, per second, p50, p99, non-2xx, peak RSS."""
-    return [[f["target"], f["scenario"], str(f["concurrency"]), f"{f['per_second']:.0f}",
+    return [[_marked(f), f["scenario"], str(f["concurrency"]), f"{f['per_second']:.0f}",
              f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", str(f["failed"]), _mib(f["rss_kib"])]
             for f in figures]
 
@@ -79,8 +84,8 @@ def side_by_side_rows(results):
                 if not ours or not theirs:
                     continue
                 ratio = ours["per_second"] / theirs["per_second"] if theirs["per_second"] else 0
-                rows.append([str(level), target, f"{ours['per_second']:.0f}",
-                             f"{ours['p50_ms']:.2f}", f"{ours['p99_ms']:.2f}", peer,
+                rows.append([str(level), _marked(ours), f"{ours['per_second']:.0f}",
+                             f"{ours['p50_ms']:.2f}", f"{ours['p99_ms']:.2f}", _marked(theirs),
                              f"{theirs['per_second']:.0f}", f"{theirs['p50_ms']:.2f}",
                              f"{theirs['p99_ms']:.2f}", f"{ratio:.2f}"])
     return rows
