@@ -5,6 +5,7 @@ Usage: python plot.py FIGURES.json OUT.png, with the venv's matplotlib.
 
 import json
 import sys
+import textwrap
 
 import matplotlib
 
@@ -24,8 +25,10 @@ def main(source, destination):
                         for f in figures if f["target"] == target)
         levels = [point[0] for point in points]
         style = "--" if target.startswith("peer") else "-"
-        throughput.plot(levels, [point[1] for point in points], style, marker="o", label=target)
-        p99.plot(levels, [point[2] for point in points], style, marker="o", label=target)
+        overlapped = any(f.get("builds") for f in figures if f["target"] == target)
+        label = target + (" *" if overlapped else "")
+        throughput.plot(levels, [point[1] for point in points], style, marker="o", label=label)
+        p99.plot(levels, [point[2] for point in points], style, marker="o", label=label)
     for axes, title, unit in ((throughput, "Tokens per second", "tokens/s"),
                               (p99, "p99 latency", "ms")):
         axes.set_xscale("log", base=2)
@@ -36,7 +39,7 @@ def main(source, destination):
         axes.grid(True, alpha=0.3)
         axes.set_ylim(bottom=0)
     p99.legend(fontsize="small")
-    fig.suptitle(plotted["caption"], fontsize="small")
+    fig.suptitle(textwrap.fill(plotted["caption"], 140), fontsize="small")
     fig.tight_layout()
     fig.savefig(destination, dpi=110)
 

@@ -162,7 +162,7 @@ def plot(results, path):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot.py")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as data:
         json.dump({"figures": _figures(results, CLIENT_CREDENTIALS),
-                   "caption": f"bench/run on {conditions(results)}"}, data)
+                   "caption": f"bench/run: {conditions(results)}"}, data)
     try:
         subprocess.run([python, script, data.name, path], check=True, timeout=300)
     finally:
