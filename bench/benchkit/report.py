@@ -21,7 +21,7 @@ def under_load(results):
 
 
 def conditions(results):
-    """One line naming the machine and whether other work loaded it."""
+    """Return one line naming the machine and whether other work loaded it."""
     machine = results["machine"]
     line = (f"{machine['nproc']} cores ({machine['cpu']}), 1-minute load average "
             f"{results['load_average_start']:.2f} at start, "
@@ -47,7 +47,7 @@ def _find(figures, target, concurrency):
 
 
 def _marked(figure):
-    """The figure's target, with a star when compiler processes ran during it."""
+    """Return the figure's target, starred when compiler processes ran during it."""
     return figure["target"] + (" *" if figure.get("builds") else "")
 
 
@@ -105,7 +105,7 @@ def _markdown_table(header, rows):
 
 
 def sections(results):
-    """The run as (title, header, rows) tables."""
+    """Return the run as (title, header, rows) tables."""
     tables = []
     cc = _figures(results, CLIENT_CREDENTIALS)
     tables.append(("Client credentials (encrypted token; the plain peer signs only)",
