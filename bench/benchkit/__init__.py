@@ -1,0 +1,1 @@
+"""Helpers of bench/run: servers, load generators, seeding and reports."""
