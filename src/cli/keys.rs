@@ -29,6 +29,8 @@ pub enum KeysCommand {
     /// Remove a key from the JWKS at once; tokens it signed stop verifying.
     Revoke {
         /// The key id, as `tessera keys list` shows it.
+        // Thumbprint kids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

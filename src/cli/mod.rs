@@ -177,3 +177,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_may_start_with_a_hyphen() {
+        for args in [
+            ["tessera", "keys", "revoke", "-9aQ"],
+            ["tessera", "clients", "show", "-xY2"],
+            ["tessera", "clients", "delete", "-xY2"],
+        ] {
+            let parsed = Cli::try_parse_from(args);
+            assert!(parsed.is_ok(), "{args:?}: {:?}", parsed.err());
+        }
+    }
+}
