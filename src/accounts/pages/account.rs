@@ -28,7 +28,8 @@ use crate::http::page_extract::PageForm;
 use crate::server::AppState;
 use crate::store::{AuthorizationFilter, SessionRecord, StoreError, UserRecord};
 
-/// Longest client id the withdraw form accepts; issued ids are shorter.
+/// Maximum length in bytes of a client id the withdraw form accepts.
+/// Issued ids are shorter.
 const MAX_CLIENT_ID_BYTES: usize = 256;
 
 #[derive(Template)]
@@ -48,7 +49,7 @@ struct AppView {
     /// When the user approved it (or first authorized it, for a client that
     /// asks no consent), as a UTC date.
     since: String,
-    /// How many live grants (sign-ins with tokens still valid) it holds.
+    /// Number of live grants (sign-ins whose tokens are still valid).
     grants: usize,
 }
 
