@@ -54,6 +54,26 @@ pub async fn add_client(app: &TestApp, scope: &str, first_party: bool) -> Client
     .client
 }
 
+/// Registers a client with `metadata` as an administrator would; returns it
+/// with its secret (empty for a client without one).
+pub async fn register_client(app: &TestApp, metadata: ClientMetadata) -> (Client, String) {
+    let state = &app.state;
+    let registered = register(
+        state.store.as_ref(),
+        &state.data_keys.digester,
+        &metadata,
+        Registrar::Administrator,
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+    let secret = registered
+        .client_secret
+        .map(|secret| secret.expose().to_owned())
+        .unwrap_or_default();
+    (registered.client, secret)
+}
+
 pub async fn spawn_on(backend: Backend, config: Config) -> TestApp {
     TestApp::spawn_configured(TestStore::new(backend).await, config, Arc::new(SystemClock)).await
 }

@@ -38,13 +38,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
-use tessera::clients::{register, ClientMetadata, Registrar};
+use tessera::clients::ClientMetadata;
 use tessera::config::{Config, HumanDuration, RateLimit};
 use tessera::store::{AuthorizationFilter, Client};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::authorize::{param, query, spawn_on, Browser, PASSWORD, VERIFIER};
+use crate::authorize::{param, query, register_client, spawn_on, Browser, PASSWORD, VERIFIER};
 use crate::harness::{Backend, TestApp};
 use crate::login::{add_user, fast_config};
 
@@ -296,20 +296,9 @@ async fn add_rp(app: &TestApp, name: &str, access_token_ttl: Option<Duration>) -
         access_token_ttl,
         ..ClientMetadata::default()
     };
-    let state = &app.state;
-    let registered = register(
-        state.store.as_ref(),
-        &state.data_keys.digester,
-        &metadata,
-        Registrar::Administrator,
-        state.clock.now(),
-    )
-    .await
-    .unwrap();
-    Rp {
-        secret: registered.client_secret.unwrap().expose().to_owned(),
-        client: registered.client,
-    }
+    let (client, secret) = register_client(app, metadata).await;
+    assert!(!secret.is_empty(), "a confidential client gets a secret");
+    Rp { secret, client }
 }
 
 fn config() -> Config {

@@ -1,18 +1,19 @@
 //! Ending what users allowed clients, on both stores: `grants revoke`,
 //! `consents revoke`, `users disable` and `clients delete` through the real
 //! CLI, and the account page over HTTP. Each must end the grant's tokens at
-//! once: the refresh token fails and introspection answers `active: false`.
+//! once: the refresh token fails and introspection returns `active: false`.
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tessera::clients::{register, ClientMetadata, Registrar};
+use tessera::clients::ClientMetadata;
 use tessera::http::error::ErrorCode;
 use tessera::oauth::grants::issue::TokenResponse;
 use tessera::store::Client;
 
 use crate::admin_cli::tessera;
 use crate::authorize::{
-    code_for, exchange, field, refresh_with, spawn_on, Browser, Page, PASSWORD, VERIFIER,
+    code_for, exchange, field, refresh_with, register_client, spawn_on, Browser, Page, PASSWORD,
+    VERIFIER,
 };
 use crate::harness::{Backend, TestApp};
 use crate::login::{add_user, fast_config};
@@ -67,20 +68,11 @@ impl Setup {
             grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
             ..ClientMetadata::default()
         };
-        let state = &app.state;
-        let registered = register(
-            state.store.as_ref(),
-            &state.data_keys.digester,
-            &metadata,
-            Registrar::Administrator,
-            state.clock.now(),
-        )
-        .await
-        .unwrap();
-        let secret = registered.client_secret.unwrap().expose().to_owned();
+        let (client, secret) = register_client(&app, metadata).await;
+        assert!(!secret.is_empty(), "a confidential client gets a secret");
         Self {
             app,
-            client: registered.client,
+            client,
             secret,
         }
     }

@@ -8,11 +8,11 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tessera::clients::{register, ClientMetadata, Registrar};
+use tessera::clients::ClientMetadata;
 use tessera::clock::{Clock, ManualClock};
 use tessera::store::Client;
 
-use crate::authorize::{code_for, Browser, PASSWORD, VERIFIER};
+use crate::authorize::{code_for, register_client, Browser, PASSWORD, VERIFIER};
 use crate::harness::{Backend, TestApp, TestStore};
 use crate::login::{add_user, fast_config};
 
@@ -31,18 +31,9 @@ async fn short_lived_client(app: &TestApp) -> (Client, String) {
         refresh_token_absolute_ttl: Some(StdDuration::from_secs(60 * 60)),
         ..ClientMetadata::default()
     };
-    let state = &app.state;
-    let registered = register(
-        state.store.as_ref(),
-        &state.data_keys.digester,
-        &metadata,
-        Registrar::Administrator,
-        state.clock.now(),
-    )
-    .await
-    .unwrap();
-    let secret = registered.client_secret.unwrap().expose().to_owned();
-    (registered.client, secret)
+    let (client, secret) = register_client(app, metadata).await;
+    assert!(!secret.is_empty(), "a confidential client gets a secret");
+    (client, secret)
 }
 
 /// Posts a token request as `client`; returns the status and JSON body.

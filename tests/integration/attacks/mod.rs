@@ -10,7 +10,7 @@ mod redirect;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tessera::clients::{register, ClientMetadata, Registrar};
+use tessera::clients::ClientMetadata;
 use tessera::config::Config;
 use tessera::store::Client;
 
@@ -71,24 +71,7 @@ pub fn rp1_metadata() -> ClientMetadata {
     }
 }
 
-/// Registers a client as an administrator would; returns it and its secret.
-pub async fn add_client(app: &TestApp, metadata: ClientMetadata) -> (Client, String) {
-    let state = &app.state;
-    let registered = register(
-        state.store.as_ref(),
-        &state.data_keys.digester,
-        &metadata,
-        Registrar::Administrator,
-        state.clock.now(),
-    )
-    .await
-    .unwrap();
-    let secret = registered
-        .client_secret
-        .map(|secret| secret.expose().to_owned())
-        .unwrap_or_default();
-    (registered.client, secret)
-}
+pub use crate::authorize::register_client as add_client;
 
 /// Percent-encodes `value` for a query string or form body.
 pub fn encode(value: &str) -> String {
