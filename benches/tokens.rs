@@ -34,7 +34,8 @@ fn claims() -> AccessTokenClaims {
     AccessTokenClaims::new(&request, Utc::now())
 }
 
-/// A signer for `alg` with its kid, as the key ring holds it.
+/// Generates a key pair for `alg` and returns its signer, verifier and kid,
+/// as the key ring stores them.
 fn signer(alg: SigningAlg) -> (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, String) {
     let key = generate(KeyAlg::Signing(alg), RSA_BITS).unwrap();
     let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match alg {
@@ -58,7 +59,7 @@ fn signer(alg: SigningAlg) -> (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, String)
     (signer, verifier, key.kid)
 }
 
-/// A resource server's public encryption key for `alg`.
+/// Generates a resource server's public encryption key for `alg`.
 fn recipient(alg: EncryptionAlg) -> Jwk {
     generate(KeyAlg::Encryption(alg), RSA_BITS)
         .unwrap()

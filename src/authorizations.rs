@@ -4,7 +4,7 @@
 //! change revokes the same records and writes the same audit events.
 //!
 //! Revoking a grant deletes its refresh tokens and marks its recorded
-//! access tokens revoked in one transaction, so introspection answers
+//! access tokens revoked in one transaction, so introspection returns
 //! `active: false` for them at once. Resource servers that verify tokens
 //! locally keep accepting them until they expire.
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::audit::{self, kind};
 use crate::store::{AuditEvent, AuthorizationFilter, Store, StoreError, UserRecord};
 
-/// What one withdrawal or disabling ended.
+/// The records one withdrawal, disabling or client deletion ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ended {
     /// Ids of the grants revoked.
@@ -113,8 +113,8 @@ pub async fn disable_user(
     })
 }
 
-/// Ends what remains of a deleted client: the store deletes its grants with
-/// their codes and refresh tokens together with the client, and this marks
+/// Ends what remains of a deleted client. The store deletes its grants with
+/// their codes and refresh tokens together with the client. This marks
 /// every access token issued to it revoked, whatever the grant type, and
 /// deletes the consents users gave it. Call it after the client record is
 /// deleted. An instance whose client cache has not yet seen the deletion

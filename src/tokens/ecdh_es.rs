@@ -102,7 +102,8 @@ impl EcdhEsA256kwEncrypter {
             "x": URL_SAFE_NO_PAD.encode(x.to_vec_padded(size)?),
             "y": URL_SAFE_NO_PAD.encode(y.to_vec_padded(size)?),
         });
-        // Setting a claim named `epk` with an object never fails.
+        // josekit 0.10 checks the value type of a few registered names only,
+        // and `epk` is not one of them, so this cannot fail.
         header.set_claim("epk", Some(epk)).ok();
 
         let ephemeral = PKey::from_ec_key(ephemeral)?;
@@ -113,9 +114,10 @@ impl EcdhEsA256kwEncrypter {
     }
 }
 
-/// The Concat KDF of NIST SP 800-56A as RFC 7518 section 4.6.2 uses it,
-/// for a 256-bit key, `alg` as the algorithm id, and empty `apu` and `apv`
-/// (Tessera sends neither). SHA-256 gives the 256 bits in one round.
+/// Derives the 256-bit key-wrapping key with the Concat KDF of NIST SP
+/// 800-56A as RFC 7518 section 4.6.2 uses it: `alg` as the algorithm id and
+/// empty `apu` and `apv`, because Tessera sends neither. SHA-256 gives the
+/// 256 bits in one round.
 fn concat_kdf(shared_secret: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
     let alg = ALGORITHM.name().as_bytes();
     let mut input = Vec::with_capacity(4 + shared_secret.len() + 4 + alg.len() + 12);
