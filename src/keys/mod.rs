@@ -4,12 +4,14 @@
 //! - [`lifecycle`]: key states and due transitions as pure functions.
 //! - [`generate`]: key generation, public halves and thumbprint kids.
 //! - [`ring`]: the in-memory ring and the sign, verify and decrypt API.
+//! - `es256`: ES256 signing with the `ring` crate, faster than josekit's.
 //! - [`jwks`]: the JWKS document and its ETag.
 //! - [`scheduler`]: reloads, scheduled rotations under a store lease, and
 //!   the operations behind `tessera keys rotate` and `revoke`.
 //! - `observed`: the key rotation and key age metrics.
 
 mod alg;
+mod es256;
 pub mod generate;
 pub mod jwks;
 pub mod lifecycle;

@@ -119,7 +119,7 @@ fn material(alg: KeyAlg, private_jwk: &Jwk, public_jwk: &Jwk) -> Result<Material
             Box::new(PS256.verifier_from_jwk(public_jwk)?),
         ),
         KeyAlg::Signing(SigningAlg::ES256) => (
-            Box::new(ES256.signer_from_jwk(private_jwk)?),
+            Box::new(super::es256::Es256Signer::from_jwk(private_jwk)?),
             Box::new(ES256.verifier_from_jwk(public_jwk)?),
         ),
         KeyAlg::Signing(SigningAlg::EdDSA) => (
