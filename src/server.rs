@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::DataKeys;
 use crate::keys::KeyRing;
+use crate::store::group_commit::AccessTokenWriter;
 use crate::store::Store;
 use crate::tls::TlsListener;
 
@@ -32,6 +33,9 @@ use crate::tls::TlsListener;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    /// Records issued access tokens, grouping concurrent requests into one
+    /// commit.
+    pub access_tokens: AccessTokenWriter,
     pub clock: Arc<dyn Clock>,
     /// Digests bearer secrets and seals private keys.
     pub data_keys: DataKeys,

@@ -13,6 +13,7 @@ use crate::http::rate_limit::RateLimits;
 use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
 use crate::server::{self, AppState, Server};
+use crate::store::group_commit::AccessTokenWriter;
 use crate::store::{self, Backend};
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +100,7 @@ pub async fn run(
         accounts: Arc::new(accounts),
         rate_limits,
         config: Arc::new(config),
+        access_tokens: AccessTokenWriter::spawn(Arc::clone(&store)),
         store,
         clock,
         data_keys,

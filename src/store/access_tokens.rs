@@ -35,7 +35,15 @@ impl AccessTokenRecord {
 
 #[async_trait]
 pub trait AccessTokenStore {
-    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError>;
+    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+        self.insert_access_tokens(std::slice::from_ref(record))
+            .await
+    }
+
+    /// Records every token in one statement: all of them or, on any
+    /// error, none. [`crate::store::group_commit`] gathers the records of
+    /// concurrent requests into one call.
+    async fn insert_access_tokens(&self, records: &[AccessTokenRecord]) -> Result<(), StoreError>;
 
     /// Returns the record with this digest. Its `revoked_at` is the
     /// token's own revocation, else its grant's: a token recorded while its

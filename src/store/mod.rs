@@ -19,6 +19,7 @@ mod consents;
 mod coordination;
 mod data_keys;
 pub mod grants;
+pub mod group_commit;
 mod keys;
 mod login_transactions;
 mod postgres;

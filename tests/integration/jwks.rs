@@ -14,6 +14,7 @@ use tessera::crypto::{DataKeys, MasterKey};
 use tessera::keys::{EncryptionAlg, KeyAlg, KeyRing, SigningAlg};
 use tessera::server::{AppState, Server};
 use tessera::store;
+use tessera::store::group_commit::AccessTokenWriter;
 
 use crate::harness::{Backend, TestApp, TestStore};
 
@@ -262,6 +263,7 @@ async fn unloaded_key_ring_is_not_ready() {
     let state = AppState {
         config: Arc::new(Config::default()),
         store: test.store.clone(),
+        access_tokens: AccessTokenWriter::spawn(test.store.clone()),
         clock: Arc::new(SystemClock),
         data_keys,
         registry: tessera::registry::Registry::new(test.store.clone(), Arc::new(SystemClock)),

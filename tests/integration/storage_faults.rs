@@ -236,16 +236,24 @@ async fn full_disk_answers_503_until_freed() {
     assert!(logs.contains("database or disk is full"), "{logs}");
     assert!(!logs.contains("panicked"), "{logs}");
 
-    let args = [
-        "clients",
-        "create",
-        "--name",
-        "Late",
-        "--grant-type",
-        "client_credentials",
-    ];
-    let cli = settings.cli(dir, &args);
-    assert_fails_with(&cli, &["disk is full"]);
+    // A small write can still fit in WAL pages that a checkpoint freed,
+    // so the CLI writes until the disk refuses one.
+    let refused = (0..50)
+        .map(|n| {
+            let name = format!("Late {n}");
+            let args = [
+                "clients",
+                "create",
+                "--name",
+                &name,
+                "--grant-type",
+                "client_credentials",
+            ];
+            settings.cli(dir, &args)
+        })
+        .find(|output| !output.status.success())
+        .expect("the CLI wrote 50 clients to a full disk");
+    assert_fails_with(&refused, &["disk is full"]);
 
     std::fs::remove_file(&filler).unwrap();
     let (status, answer) = instance.client_credentials(&provisioned.service).await;

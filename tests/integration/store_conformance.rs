@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
+use tessera::store::group_commit::AccessTokenWriter;
 use tessera::store::{self, AccessTokenRecord, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
@@ -60,6 +61,10 @@ conformance!(
     access_token_record_round_trips,
     access_token_digest_is_unique,
     access_token_revoke_needs_owner,
+    access_tokens_insert_as_one_batch,
+    failed_access_token_batch_stores_nothing,
+    group_commit_stores_concurrent_records,
+    group_commit_fails_only_the_bad_record,
     grant_revocation_covers_its_tokens,
     prune_removes_only_expired_in_batches,
     assertion_jti_is_single_use_per_client,
@@ -417,6 +422,91 @@ async fn access_token_digest_is_unique(test: TestStore) {
     let mut clash = record("jti-2", None, 600);
     clash.digest = "digest-jti-1".to_owned();
     assert!(test.store.insert_access_token(&clash).await.is_err());
+}
+
+async fn access_tokens_insert_as_one_batch(test: TestStore) {
+    let mut records: Vec<AccessTokenRecord> = (0..40)
+        .map(|n| record(&format!("jti-{n}"), None, 600))
+        .collect();
+    records[7].grant_id = Some("grant-7".to_owned());
+    records[9].revoked_at = Some(at(30));
+    test.store.insert_access_tokens(&records).await.unwrap();
+    for stored in &records {
+        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        assert_eq!(found.as_ref(), Some(stored));
+    }
+}
+
+async fn failed_access_token_batch_stores_nothing(test: TestStore) {
+    let mut records: Vec<AccessTokenRecord> = (0..3)
+        .map(|n| record(&format!("jti-{n}"), None, 600))
+        .collect();
+    records[2].digest = records[0].digest.clone();
+    assert!(test.store.insert_access_tokens(&records).await.is_err());
+    for jti in ["jti-0", "jti-1"] {
+        let found = test
+            .store
+            .find_access_token(&format!("digest-{jti}"))
+            .await
+            .unwrap();
+        assert_eq!(found, None, "{jti} was stored by a failed batch");
+    }
+}
+
+/// Sends records from many tasks at once, so the writer groups them.
+async fn insert_concurrently(
+    writer: &AccessTokenWriter,
+    records: Vec<AccessTokenRecord>,
+) -> Vec<Result<(), StoreError>> {
+    let tasks: Vec<_> = records
+        .into_iter()
+        .map(|record| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.insert(record).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+async fn group_commit_stores_concurrent_records(test: TestStore) {
+    let writer = AccessTokenWriter::spawn(test.store.clone());
+    let records: Vec<AccessTokenRecord> = (0..300)
+        .map(|n| record(&format!("jti-{n}"), None, 600))
+        .collect();
+    let results = insert_concurrently(&writer, records.clone()).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for stored in &records {
+        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        assert_eq!(found.as_ref(), Some(stored));
+    }
+}
+
+/// A record whose digest is taken fails; the records committed in the
+/// same group as it are stored all the same.
+async fn group_commit_fails_only_the_bad_record(test: TestStore) {
+    test.store
+        .insert_access_token(&record("taken", None, 600))
+        .await
+        .unwrap();
+    let writer = AccessTokenWriter::spawn(test.store.clone());
+    let mut records: Vec<AccessTokenRecord> = (0..100)
+        .map(|n| record(&format!("jti-{n}"), None, 600))
+        .collect();
+    records[50].digest = "digest-taken".to_owned();
+    let results = insert_concurrently(&writer, records.clone()).await;
+    for (index, (stored, result)) in records.iter().zip(&results).enumerate() {
+        if index == 50 {
+            assert!(result.is_err(), "the duplicate digest was accepted");
+            continue;
+        }
+        assert!(result.is_ok(), "record {index}: {result:?}");
+        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        assert_eq!(found.as_ref(), Some(stored));
+    }
 }
 
 async fn access_token_revoke_needs_owner(test: TestStore) {

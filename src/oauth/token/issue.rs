@@ -120,14 +120,10 @@ pub async fn issue_access_token(
         expires_at: claims.expires_at(),
         revoked_at: None,
     };
-    state
-        .store
-        .insert_access_token(&record)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = ?error, %client_id, "recording an access token failed");
-            OAuthError::for_store(&error)
-        })?;
+    state.access_tokens.insert(record).await.map_err(|error| {
+        tracing::error!(error = ?error, %client_id, "recording an access token failed");
+        OAuthError::for_store(&error)
+    })?;
     metrics::access_token_issued(grant.grant_type, &target.identifier);
     tracing::info!(
         %client_id,

@@ -42,23 +42,33 @@ impl From<Row> for AccessTokenRecord {
 
 #[async_trait]
 impl AccessTokenStore for PostgresStore {
-    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+    /// Binds one array per column and inserts their rows with `UNNEST`,
+    /// so a batch of any size is one round trip.
+    async fn insert_access_tokens(&self, records: &[AccessTokenRecord]) -> Result<(), StoreError> {
+        fn column<'a, T>(
+            records: &'a [AccessTokenRecord],
+            field: impl Fn(&'a AccessTokenRecord) -> T,
+        ) -> Vec<T> {
+            records.iter().map(field).collect()
+        }
         sqlx::query(
             "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
                  audience, scope, issued_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+                 $11::timestamptz[])",
         )
-        .bind(&record.jti)
-        .bind(&record.digest)
-        .bind(&record.client_id)
-        .bind(&record.subject)
-        .bind(&record.grant_id)
-        .bind(&record.grant_type)
-        .bind(&record.audience)
-        .bind(&record.scope)
-        .bind(record.issued_at)
-        .bind(record.expires_at)
-        .bind(record.revoked_at)
+        .bind(column(records, |record| record.jti.as_str()))
+        .bind(column(records, |record| record.digest.as_str()))
+        .bind(column(records, |record| record.client_id.as_str()))
+        .bind(column(records, |record| record.subject.as_str()))
+        .bind(column(records, |record| record.grant_id.as_deref()))
+        .bind(column(records, |record| record.grant_type.as_str()))
+        .bind(column(records, |record| record.audience.as_str()))
+        .bind(column(records, |record| record.scope.as_str()))
+        .bind(column(records, |record| record.issued_at))
+        .bind(column(records, |record| record.expires_at))
+        .bind(column(records, |record| record.revoked_at))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -42,24 +42,38 @@ impl From<Row> for AccessTokenRecord {
 
 #[async_trait]
 impl AccessTokenStore for SqliteStore {
-    async fn insert_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+    /// Sends the records as one JSON array that `json_each` turns into
+    /// rows, so a batch of any size is one fixed, cached statement.
+    async fn insert_access_tokens(&self, records: &[AccessTokenRecord]) -> Result<(), StoreError> {
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|record| {
+                serde_json::json!({
+                    "jti": record.jti,
+                    "digest": record.digest,
+                    "client_id": record.client_id,
+                    "subject": record.subject,
+                    "grant_id": record.grant_id,
+                    "grant_type": record.grant_type,
+                    "audience": record.audience,
+                    "scope": record.scope,
+                    "issued_at": to_millis(record.issued_at),
+                    "expires_at": to_millis(record.expires_at),
+                    "revoked_at": record.revoked_at.map(to_millis),
+                })
+            })
+            .collect();
         sqlx::query(
             "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
                  audience, scope, issued_at, expires_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             SELECT value ->> 'jti', value ->> 'digest', value ->> 'client_id',
+                 value ->> 'subject', value ->> 'grant_id', value ->> 'grant_type',
+                 value ->> 'audience', value ->> 'scope', value ->> 'issued_at',
+                 value ->> 'expires_at', value ->> 'revoked_at'
+             FROM json_each(?1)",
         )
-        .bind(&record.jti)
-        .bind(&record.digest)
-        .bind(&record.client_id)
-        .bind(&record.subject)
-        .bind(&record.grant_id)
-        .bind(&record.grant_type)
-        .bind(&record.audience)
-        .bind(&record.scope)
-        .bind(to_millis(record.issued_at))
-        .bind(to_millis(record.expires_at))
-        .bind(record.revoked_at.map(to_millis))
-        .execute(&self.pool)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&self.token_writer)
         .await?;
         Ok(())
     }

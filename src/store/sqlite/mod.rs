@@ -21,6 +21,7 @@ use super::{
 mod access_tokens;
 mod assertion_jtis;
 mod audit;
+mod checkpoint;
 mod clients;
 mod consents;
 mod coordination;
@@ -41,6 +42,14 @@ const MAX_CONNECTIONS: u32 = 8;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection of its own for the access-token batches of
+    /// [`crate::store::group_commit`]. SQLite drops a connection's page
+    /// cache whenever another connection wrote since its last transaction,
+    /// so batches spread over the shared pool would read the token
+    /// indexes back from the file each time; on one connection that never
+    /// waits behind other requests, the cache stays warm.
+    token_writer: SqlitePool,
+    checkpoints: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -74,10 +83,27 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|err| unusable("open the database", &path, err))?;
-        Ok(Self { pool })
+        // Each connection to `:memory:` opens a database of its own.
+        let token_writer = if path == Path::new(":memory:") {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options.pragma(
+                    "wal_autocheckpoint",
+                    checkpoint::TOKEN_WRITER_AUTOCHECKPOINT_PAGES,
+                ))
+        };
+        let checkpoints = checkpoint::Checkpointer::spawn(pool.clone());
+        Ok(Self {
+            pool,
+            token_writer,
+            checkpoints,
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -189,6 +215,8 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpoints.stop();
+        self.token_writer.close().await;
         self.pool.close().await;
     }
 

@@ -14,6 +14,7 @@ use tessera::crypto::{DataKeys, MasterKey};
 use tessera::http::rate_limit::RateLimits;
 use tessera::keys::{KeyManager, KeySettings};
 use tessera::server::{AppState, Server};
+use tessera::store::group_commit::AccessTokenWriter;
 use tessera::store::{self, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -154,6 +155,7 @@ impl TestApp {
             rate_limits,
             config: Arc::new(config),
             store: store.store.clone(),
+            access_tokens: AccessTokenWriter::spawn(store.store.clone()),
             clock,
             data_keys,
             registry,

@@ -1,0 +1,106 @@
+//! Group commit of access-token records: the records of concurrent token
+//! requests go to the store together, in one statement and one commit,
+//! instead of one commit each.
+//!
+//! One task owns the writing. A request hands its record over and waits
+//! for the commit that holds it, so no response names a token before its
+//! record is stored. While a batch commits, the next requests queue up and
+//! form the next batch; a lone request is written at once, so there is no
+//! timer and no added wait at low load.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AccessTokenRecord, Store, StoreError};
+
+/// The most records one statement carries. PostgreSQL binds one array per
+/// column, SQLite one JSON text, so the limit only bounds a batch's size.
+const MAX_BATCH: usize = 256;
+
+/// Requests that may wait for the writer before senders wait for room.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// One record waiting for its commit.
+struct Pending {
+    record: AccessTokenRecord,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Hands access-token records to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct AccessTokenWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl AccessTokenWriter {
+    /// Starts the writer task on the current Tokio runtime. It ends when
+    /// the last clone of the writer is dropped.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, pending));
+        Self { queue }
+    }
+
+    /// Stores `record`, returning once the commit that holds it is done.
+    pub async fn insert(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        self.queue
+            .send(Pending { record, done })
+            .await
+            .map_err(|_| writer_gone())?;
+        committed.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// Takes every record that is waiting, up to [`MAX_BATCH`], writes them
+/// in one call and answers each waiter, until every sender is gone.
+async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let records: Vec<AccessTokenRecord> =
+            batch.iter().map(|waiter| waiter.record.clone()).collect();
+        match store.insert_access_tokens(&records).await {
+            Ok(()) => {
+                for waiter in batch.drain(..) {
+                    // A request that gave up waiting no longer listens.
+                    waiter.done.send(Ok(())).ok();
+                }
+            }
+            Err(error) => answer_failed_batch(store.as_ref(), &mut batch, error).await,
+        }
+    }
+}
+
+/// A batch failed as a whole, so none of it is stored. When the store is
+/// unavailable every waiter gets that answer at once. Otherwise one record
+/// may be at fault (a duplicate digest, say), so each is retried alone and
+/// gets its own result.
+async fn answer_failed_batch(store: &dyn Store, batch: &mut Vec<Pending>, error: StoreError) {
+    if batch.len() == 1 || error.is_unavailable() {
+        let message = error.to_string();
+        let mut first = Some(error);
+        for waiter in batch.drain(..) {
+            let error = first.take().unwrap_or_else(|| unavailable_copy(&message));
+            waiter.done.send(Err(error)).ok();
+        }
+        return;
+    }
+    for waiter in batch.drain(..) {
+        let result = store.insert_access_token(&waiter.record).await;
+        waiter.done.send(result).ok();
+    }
+}
+
+/// The answer for the other waiters of a batch the unavailable store
+/// refused; [`StoreError`] holds a `sqlx::Error`, which cannot be cloned.
+fn unavailable_copy(message: &str) -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(format!(
+        "a grouped write failed: {message}"
+    )))
+}
+
+/// The writer task is gone, which happens only when it panicked.
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::WorkerCrashed)
+}
