@@ -29,6 +29,8 @@ class Figure:
     p99_ms: float
     statuses: dict
     rss_kib: int = 0
+    # CPU seconds the server used during the measured run, all threads.
+    server_cpu_s: float = 0.0
     scale: int = 0
     # Monotonic start and end of the measured run, and the most compiler
     # processes sampled in between (see BuildWatch).

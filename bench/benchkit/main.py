@@ -72,6 +72,9 @@ def main(argv):
               "figures measured now are skewed by other work on this machine",
               file=sys.stderr, flush=True)
 
+    if not arguments.smoke:
+        results["crypto_floor"] = tools.crypto_floor()
+
     folder = tempfile.mkdtemp(prefix="tessera-bench-")
     # The postgres user must reach its cluster folder inside.
     os.chmod(folder, 0o711)

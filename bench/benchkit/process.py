@@ -86,6 +86,13 @@ class Server:
             time.sleep(0.05)
         raise BenchError(f"{self.name} did not print {text!r} within {timeout:.0f} s")
 
+    def cpu_seconds(self):
+        """Return the user and system CPU time of all its threads so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            # The command name in field 2 may hold spaces; count after it.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self):
         """Return the resident set size (VmRSS) in KiB, or None after exit."""
         try:

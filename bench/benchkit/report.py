@@ -91,6 +91,30 @@ def side_by_side_rows(results):
     return rows
 
 
+CPU_HEADER = ["target", "c", "tokens/s", "server cores", "CPU us/token",
+              "tokens per CPU-s", "of floor"]
+
+
+def cpu_rows(results):
+    """Server CPU per client credentials token, against the crypto floor.
+
+    "of floor" divides the tokens per CPU-second by what one core could mint
+    at the floor that `openssl speed` measured at the start of the run.
+    """
+    floor = results.get("crypto_floor")
+    rows = []
+    for f in _figures(results, CLIENT_CREDENTIALS):
+        cpu = f.get("server_cpu_s", 0.0)
+        if not cpu or not f["ok"]:
+            continue
+        per_cpu_second = f["ok"] / cpu
+        share = f"{per_cpu_second * floor['token_us'] / 1e6:.2f}" if floor else "-"
+        rows.append([_marked(f), str(f["concurrency"]), f"{f['per_second']:.0f}",
+                     f"{cpu / f['seconds']:.2f}", f"{1e6 / per_cpu_second:.0f}",
+                     f"{per_cpu_second:.0f}", share])
+    return rows
+
+
 def _text_table(header, rows):
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
@@ -115,6 +139,15 @@ def sections(results):
         tables.append(("Client credentials, Tessera beside node-oidc-provider "
                        "(ratio: Tessera's tokens/s over the peer's)",
                        SIDE_BY_SIDE_HEADER, side_by_side))
+    cpu = cpu_rows(results)
+    if cpu:
+        floor = results.get("crypto_floor")
+        title = "Server CPU per client credentials token"
+        if floor:
+            title += (f" (crypto floor {floor['token_us']:.0f} us a token: ES256 sign "
+                      f"{floor['ecdsa_p256_sign_us']:.0f} us, the ephemeral key costed as "
+                      f"one more, ECDH {floor['ecdh_p256_us']:.0f} us, by openssl speed)")
+        tables.append((title, CPU_HEADER, cpu))
     others = [f for f in results["figures"] if f["scenario"] != CLIENT_CREDENTIALS]
     if others:
         tables.append(("Other scenarios", FIGURE_HEADER, figure_rows(others)))

@@ -49,10 +49,13 @@ def client_credentials(settings, oha, url, client_id, client_secret, target, ser
     figures = []
     for concurrency in levels:
         def run_once(seconds):
-            return run_oha(oha, url, scenario="client credentials", target=target,
-                           concurrency=concurrency, seconds=seconds, method="POST",
-                           headers=[f"Authorization: {authorization}"],
-                           body=CLIENT_CREDENTIALS_BODY)
+            cpu_before = server.cpu_seconds()
+            figure = run_oha(oha, url, scenario="client credentials", target=target,
+                             concurrency=concurrency, seconds=seconds, method="POST",
+                             headers=[f"Authorization: {authorization}"],
+                             body=CLIENT_CREDENTIALS_BODY)
+            figure.server_cpu_s = server.cpu_seconds() - cpu_before
+            return figure
 
         with RssSampler(server) as sampler:
             figure = measure(settings, run_once)
