@@ -14,8 +14,9 @@ use crate::store::{Store, StoreError};
 /// How often expired records are pruned.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Records deleted per statement, so no statement holds locks for long.
-pub const PRUNE_BATCH: u32 = 1000;
+/// Records deleted per statement, so no statement holds locks for long:
+/// on SQLite, token inserts wait for the statement to finish.
+pub const PRUNE_BATCH: u32 = 250;
 
 /// Deletes every access-token record and assertion `jti` that expired
 /// before now, and every audit event older than `audit_retention`; returns
@@ -30,6 +31,8 @@ pub async fn prune_expired(
     loop {
         let batch = store.prune_access_tokens(now, PRUNE_BATCH).await?;
         deleted += batch;
+        // Lets the requests waiting for the store go first.
+        tokio::task::yield_now().await;
         if batch < u64::from(PRUNE_BATCH) {
             break;
         }
