@@ -27,7 +27,7 @@ def parse_arguments(argv):
     parser.add_argument("--smoke", action="store_true",
                         help="one short client credentials run of each server; fails "
                              "on zero throughput or any non-2xx response")
-    parser.add_argument("--out", default=os.path.join(tools.ROOT, "target", "bench-results"),
+    parser.add_argument("--out", default=os.path.join(tools.TARGET, "bench-results"),
                         help="folder for results.json, results.md and load.png "
                              "(default: target/bench-results)")
     return parser.parse_args(argv)

@@ -7,8 +7,11 @@ import shutil
 from .process import BenchError, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = os.path.join(ROOT, "target", "bench-tools")
-PLOT_VENV = os.path.join(ROOT, "target", "bench-venv")
+# Cargo's target folder, `CARGO_TARGET_DIR` when set (relative to the
+# checkout, as cargo reads it here).
+TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"))
+TOOLS = os.path.join(TARGET, "bench-tools")
+PLOT_VENV = os.path.join(TARGET, "bench-venv")
 OHA_VERSION = "1.16.0"
 MATPLOTLIB_VERSION = "3.11.2"
 
@@ -30,7 +33,7 @@ def release_build():
     """Build Tessera in release mode and return the binary's path."""
     run(["cargo", "build", "--release", "--quiet", "--manifest-path",
          os.path.join(ROOT, "Cargo.toml")], timeout=3600)
-    return os.path.join(ROOT, "target", "release", "tessera")
+    return os.path.join(TARGET, "release", "tessera")
 
 
 def resource_server_jwk(path):
