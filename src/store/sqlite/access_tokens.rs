@@ -147,10 +147,10 @@ impl AccessTokenStore for SqliteStore {
         Ok(result.rows_affected())
     }
 
-    /// Runs on the token writer's connection: the batches of inserts and
-    /// of deletes then take turns there, where on separate connections an
-    /// insert that met the delete's write lock slept in SQLite's busy
-    /// handler, for up to 125 ms at p99 in `bench/run`.
+    /// Runs on the token writer's connection, so that the batches of
+    /// inserts and of deletes take turns there. On separate connections, an
+    /// insert that met a delete's write lock slept in SQLite's busy handler
+    /// (p99 126 ms during pruning in `bench/run`).
     async fn prune_access_tokens(
         &self,
         before: DateTime<Utc>,

@@ -44,10 +44,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// One connection of its own for the access-token batches of
     /// [`crate::store::group_commit`]. SQLite drops a connection's page
-    /// cache whenever another connection wrote since its last transaction,
-    /// so batches spread over the shared pool would read the token
-    /// indexes back from the file each time; on one connection that never
-    /// waits behind other requests, the cache stays warm.
+    /// cache whenever another connection wrote since its last transaction.
+    /// Batches spread over the shared pool would therefore read the token
+    /// indexes back from the file each time. On a connection of their own,
+    /// which never waits behind other requests, the cache stays warm.
     token_writer: SqlitePool,
     checkpoints: checkpoint::Checkpointer,
 }
