@@ -18,6 +18,11 @@ pub async fn run(config: &Config, output: &Output) -> anyhow::Result<()> {
     tracing::info!(backend = store.backend().as_str(), "database migrated");
     output.print(
         &json!({ "migrated": true, "backend": store.backend().as_str() }),
-        || format!("{} database is up to date", store.backend().as_str()),
+        || {
+            format!(
+                "pending migrations applied; the {} database schema is current",
+                store.backend().as_str()
+            )
+        },
     )
 }

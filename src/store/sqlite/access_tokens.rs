@@ -73,7 +73,7 @@ impl AccessTokenStore for SqliteStore {
              FROM json_each(?1)",
         )
         .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&self.token_writer)
+        .execute(self.token_writer())
         .await?;
         Ok(())
     }
@@ -162,7 +162,7 @@ impl AccessTokenStore for SqliteStore {
         )
         .bind(to_millis(before))
         .bind(i64::from(batch))
-        .execute(&self.token_writer)
+        .execute(self.token_writer())
         .await?;
         Ok(result.rows_affected())
     }

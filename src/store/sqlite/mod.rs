@@ -48,7 +48,9 @@ pub struct SqliteStore {
     /// Batches spread over the shared pool would therefore read the token
     /// indexes back from the file each time. On a connection of their own,
     /// which never waits behind other requests, the cache stays warm.
-    token_writer: SqlitePool,
+    /// `None` for `:memory:`, where each connection opens a database of its
+    /// own, so the batches use the shared pool.
+    token_writer: Option<SqlitePool>,
     checkpoints: checkpoint::Checkpointer,
 }
 
@@ -86,10 +88,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|err| unusable("open the database", &path, err))?;
-        // Each connection to `:memory:` opens a database of its own.
-        let token_writer = if path == Path::new(":memory:") {
-            pool.clone()
-        } else {
+        let token_writer = (path != Path::new(":memory:")).then(|| {
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -97,7 +96,7 @@ impl SqliteStore {
                     "wal_autocheckpoint",
                     checkpoint::TOKEN_WRITER_AUTOCHECKPOINT_PAGES,
                 ))
-        };
+        });
         let checkpoints = checkpoint::Checkpointer::spawn(pool.clone());
         Ok(Self {
             pool,
@@ -108,6 +107,11 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The connection for access-token batches and their pruning.
+    fn token_writer(&self) -> &SqlitePool {
+        self.token_writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// Returns the database file a `sqlite://` URL names.
@@ -216,11 +220,23 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.checkpoints.stop();
-        self.token_writer.close().await;
+        if let Some(writer) = &self.token_writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 
+    /// Counts the token writer's connection with the shared pool's.
     fn pool_usage(&self) -> PoolUsage {
-        PoolUsage::of(&self.pool)
+        let shared = PoolUsage::of(&self.pool);
+        let Some(writer) = &self.token_writer else {
+            return shared;
+        };
+        let writer = PoolUsage::of(writer);
+        PoolUsage {
+            in_use: shared.in_use + writer.in_use,
+            idle: shared.idle + writer.idle,
+            max: shared.max + writer.max,
+        }
     }
 }
