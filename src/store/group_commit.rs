@@ -3,8 +3,8 @@
 //! instead of one commit each.
 //!
 //! One task owns the writing. A request hands its record over and waits
-//! for the commit that holds it, so no response names a token before its
-//! record is stored. While a batch commits, the next requests queue up and
+//! for the commit that contains it, so no response names a token before
+//! its record is stored. While a batch commits, the next requests queue up and
 //! form the next batch; a lone request is written at once, so there is no
 //! timer and no added wait at low load.
 
@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AccessTokenRecord, Store, StoreError};
 
-/// The most records one statement carries. PostgreSQL binds one array per
-/// column, SQLite one JSON text, so the limit only bounds a batch's size.
+/// Maximum records per statement. PostgreSQL binds one array per column and
+/// SQLite one JSON text, so the limit only bounds a batch's size.
 const MAX_BATCH: usize = 256;
 
 /// Requests that may wait for the writer before senders wait for room.
@@ -42,7 +42,7 @@ impl AccessTokenWriter {
         Self { queue }
     }
 
-    /// Stores `record`, returning once the commit that holds it is done.
+    /// Stores `record`, returning once the commit that contains it is done.
     pub async fn insert(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
         self.queue
@@ -54,7 +54,7 @@ impl AccessTokenWriter {
 }
 
 /// Takes every record that is waiting, up to [`MAX_BATCH`], writes them
-/// in one call and answers each waiter, until every sender is gone.
+/// in one call and replies to each waiter, until every sender is gone.
 async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -72,8 +72,9 @@ async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pendin
     }
 }
 
-/// A batch failed as a whole, so none of it is stored. When the store is
-/// unavailable every waiter gets that answer at once. Otherwise one record
+/// Replies to the waiters of a batch that failed as a whole, so none of it
+/// is stored. When the store is unavailable, every waiter gets that error
+/// at once. Otherwise one record
 /// may be at fault (a duplicate digest, say), so each is retried alone and
 /// gets its own result.
 async fn answer_failed_batch(store: &dyn Store, batch: &mut Vec<Pending>, error: StoreError) {
@@ -92,15 +93,17 @@ async fn answer_failed_batch(store: &dyn Store, batch: &mut Vec<Pending>, error:
     }
 }
 
-/// The answer for the other waiters of a batch the unavailable store
-/// refused; [`StoreError`] holds a `sqlx::Error`, which cannot be cloned.
+/// Builds the error for the other waiters of a batch that the unavailable
+/// store rejected, because a [`StoreError`] contains a `sqlx::Error`, which
+/// cannot be cloned.
 fn unavailable_copy(message: &str) -> StoreError {
     StoreError::Unavailable(sqlx::Error::Protocol(format!(
         "a grouped write failed: {message}"
     )))
 }
 
-/// The writer task is gone, which happens only when it panicked.
+/// Builds the error for a writer task that is gone, which happens only when
+/// it panicked.
 fn writer_gone() -> StoreError {
     StoreError::Unavailable(sqlx::Error::WorkerCrashed)
 }
