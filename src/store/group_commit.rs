@@ -67,22 +67,40 @@ async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pendin
                     waiter.done.send(Ok(())).ok();
                 }
             }
+            Err(error) if error.is_unavailable() => {
+                fail_waiting(&mut batch, &mut pending, error);
+            }
             Err(error) => answer_failed_batch(store.as_ref(), &mut batch, error).await,
         }
     }
 }
 
+/// Fails the batch and every request that queued while it was tried with
+/// the unavailable store's error. Each batch can wait the store's whole
+/// acquire timeout, so trying the queued requests in turn would make the
+/// last of them wait that long once per batch ahead of it.
+fn fail_waiting(
+    batch: &mut Vec<Pending>,
+    pending: &mut mpsc::Receiver<Pending>,
+    error: StoreError,
+) {
+    let message = error.to_string();
+    let mut first = Some(error);
+    while let Ok(waiter) = pending.try_recv() {
+        batch.push(waiter);
+    }
+    for waiter in batch.drain(..) {
+        let error = first.take().unwrap_or_else(|| unavailable_copy(&message));
+        waiter.done.send(Err(error)).ok();
+    }
+}
+
 /// Replies to the waiters of a batch that failed as a whole, so none of it
-/// is stored. When the store is unavailable, every waiter gets that error
-/// at once. Otherwise one record
-/// may be at fault (a duplicate digest, say), so each is retried alone and
-/// gets its own result.
+/// is stored. One record may be at fault (a duplicate digest, say), so
+/// each is retried alone and gets its own result.
 async fn answer_failed_batch(store: &dyn Store, batch: &mut Vec<Pending>, error: StoreError) {
-    if batch.len() == 1 || error.is_unavailable() {
-        let message = error.to_string();
-        let mut first = Some(error);
-        for waiter in batch.drain(..) {
-            let error = first.take().unwrap_or_else(|| unavailable_copy(&message));
+    if batch.len() == 1 {
+        if let Some(waiter) = batch.pop() {
             waiter.done.send(Err(error)).ok();
         }
         return;
