@@ -4,9 +4,9 @@
 //!
 //! One task owns the writing. A request hands its record over and waits
 //! for the commit that contains it, so no response names a token before
-//! its record is stored. While a batch commits, the next requests queue up and
-//! form the next batch; a lone request is written at once, so there is no
-//! timer and no added wait at low load.
+//! its record is stored. While a batch commits, the next requests queue up
+//! and form the next batch. A lone request is written at once, so there is
+//! no timer and no added wait at low load.
 
 use std::sync::Arc;
 
@@ -21,10 +21,13 @@ const MAX_BATCH: usize = 256;
 /// Requests that may wait for the writer before senders wait for room.
 const QUEUE: usize = 4 * MAX_BATCH;
 
+/// The channel on which a request waits for its record's commit.
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
 /// One record waiting for its commit.
 struct Pending {
     record: AccessTokenRecord,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    done: Reply,
 }
 
 /// Hands access-token records to the writer task; cheap to clone.
@@ -58,19 +61,19 @@ impl AccessTokenWriter {
 async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let records: Vec<AccessTokenRecord> =
-            batch.iter().map(|waiter| waiter.record.clone()).collect();
+        let (records, waiters): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|waiter| (waiter.record, waiter.done))
+            .unzip();
         match store.insert_access_tokens(&records).await {
             Ok(()) => {
-                for waiter in batch.drain(..) {
+                for waiter in waiters {
                     // A request that gave up waiting no longer listens.
-                    waiter.done.send(Ok(())).ok();
+                    waiter.send(Ok(())).ok();
                 }
             }
-            Err(error) if error.is_unavailable() => {
-                fail_waiting(&mut batch, &mut pending, error);
-            }
-            Err(error) => answer_failed_batch(store.as_ref(), &mut batch, error).await,
+            Err(error) if error.is_unavailable() => fail_waiting(waiters, &mut pending, error),
+            Err(error) => answer_failed_batch(store.as_ref(), records, waiters, error).await,
         }
     }
 }
@@ -79,35 +82,36 @@ async fn write_batches(store: Arc<dyn Store>, mut pending: mpsc::Receiver<Pendin
 /// the unavailable store's error. Each batch can wait the store's whole
 /// acquire timeout, so trying the queued requests in turn would make the
 /// last of them wait that long once per batch ahead of it.
-fn fail_waiting(
-    batch: &mut Vec<Pending>,
-    pending: &mut mpsc::Receiver<Pending>,
-    error: StoreError,
-) {
+fn fail_waiting(mut waiters: Vec<Reply>, pending: &mut mpsc::Receiver<Pending>, error: StoreError) {
+    while let Ok(queued) = pending.try_recv() {
+        waiters.push(queued.done);
+    }
     let message = error.to_string();
     let mut first = Some(error);
-    while let Ok(waiter) = pending.try_recv() {
-        batch.push(waiter);
-    }
-    for waiter in batch.drain(..) {
+    for waiter in waiters {
         let error = first.take().unwrap_or_else(|| unavailable_copy(&message));
-        waiter.done.send(Err(error)).ok();
+        waiter.send(Err(error)).ok();
     }
 }
 
 /// Replies to the waiters of a batch that failed as a whole, so none of it
 /// is stored. One record may be at fault (a duplicate digest, say), so
-/// each is retried alone and gets its own result.
-async fn answer_failed_batch(store: &dyn Store, batch: &mut Vec<Pending>, error: StoreError) {
-    if batch.len() == 1 {
-        if let Some(waiter) = batch.pop() {
-            waiter.done.send(Err(error)).ok();
+/// each is retried alone and gets its own result. A batch of one already
+/// has its own result.
+async fn answer_failed_batch(
+    store: &dyn Store,
+    records: Vec<AccessTokenRecord>,
+    mut waiters: Vec<Reply>,
+    error: StoreError,
+) {
+    if waiters.len() == 1 {
+        if let Some(waiter) = waiters.pop() {
+            waiter.send(Err(error)).ok();
         }
         return;
     }
-    for waiter in batch.drain(..) {
-        let result = store.insert_access_token(&waiter.record).await;
-        waiter.done.send(result).ok();
+    for (record, waiter) in records.iter().zip(waiters) {
+        waiter.send(store.insert_access_token(record).await).ok();
     }
 }
 
