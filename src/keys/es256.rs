@@ -91,7 +91,7 @@ impl JwsSigner for Es256Signer {
         2 * FIELD_BYTES
     }
 
-    /// Returns `r || s`, as JWS wants (RFC 7518 section 3.4).
+    /// Returns `r || s`, as JWS requires (RFC 7518 section 3.4).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
         let signature = self
             .key_pair
@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn mismatched_or_foreign_keys_are_refused() {
+    fn mismatched_or_foreign_keys_are_rejected() {
         let pair = EcKeyPair::generate(EcCurve::P256).unwrap();
         let other = EcKeyPair::generate(EcCurve::P256).unwrap();
         let mut mixed = pair.to_jwk_key_pair();

@@ -238,7 +238,7 @@ async fn full_disk_answers_503_until_freed() {
 
     // A small write can still fit in WAL pages that a checkpoint freed,
     // so the CLI writes until the disk refuses one.
-    let refused = (0..50)
+    let failed_write = (0..50)
         .map(|n| {
             let name = format!("Late {n}");
             let args = [
@@ -253,7 +253,7 @@ async fn full_disk_answers_503_until_freed() {
         })
         .find(|output| !output.status.success())
         .expect("the CLI wrote 50 clients to a full disk");
-    assert_fails_with(&refused, &["disk is full"]);
+    assert_fails_with(&failed_write, &["disk is full"]);
 
     std::fs::remove_file(&filler).unwrap();
     let (status, answer) = instance.client_credentials(&provisioned.service).await;

@@ -485,8 +485,8 @@ async fn group_commit_stores_concurrent_records(test: TestStore) {
     }
 }
 
-/// A record whose digest is taken fails; the records committed in the
-/// same group as it are stored all the same.
+/// Checks that a record whose digest is taken fails alone, and that the
+/// records committed in the same group as it are stored all the same.
 async fn group_commit_fails_only_the_bad_record(test: TestStore) {
     test.store
         .insert_access_token(&record("taken", None, 600))

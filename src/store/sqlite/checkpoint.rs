@@ -108,8 +108,8 @@ mod tests {
         }
     }
 
-    /// Commits leave the database file alone, and the task copies the WAL
-    /// into it within a few intervals.
+    /// Checks that the task copies committed pages into the database file
+    /// within a few intervals, below the writer's own checkpoint threshold.
     #[tokio::test]
     async fn task_moves_committed_pages_into_the_file() {
         let folder = tempfile::tempdir().unwrap();

@@ -46,8 +46,9 @@ pub struct SqliteStore {
     /// [`crate::store::group_commit`]. SQLite drops a connection's page
     /// cache whenever another connection wrote since its last transaction.
     /// Batches spread over the shared pool would therefore read the token
-    /// indexes back from the file each time. On a connection of their own,
-    /// which never waits behind other requests, the cache stays warm.
+    /// indexes back from the file each time. On this connection, which only
+    /// the token batches and the pruning of token records use, the cache
+    /// stays warm and the batches wait behind nothing else.
     /// `None` for `:memory:`, where each connection opens a database of its
     /// own, so the batches use the shared pool.
     token_writer: Option<SqlitePool>,
@@ -109,7 +110,7 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// The connection for access-token batches and their pruning.
+    /// Returns the pool for access-token batches and their pruning.
     fn token_writer(&self) -> &SqlitePool {
         self.token_writer.as_ref().unwrap_or(&self.pool)
     }
