@@ -40,29 +40,50 @@ impl From<Row> for AccessTokenRecord {
     }
 }
 
+/// One record as an element of the JSON array that
+/// [`AccessTokenStore::insert_access_tokens`] binds, serialized straight
+/// from the borrowed record.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    jti: &'a str,
+    digest: &'a str,
+    client_id: &'a str,
+    subject: &'a str,
+    grant_id: Option<&'a str>,
+    grant_type: &'a str,
+    audience: &'a str,
+    scope: &'a str,
+    issued_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl<'a> From<&'a AccessTokenRecord> for JsonRow<'a> {
+    fn from(record: &'a AccessTokenRecord) -> Self {
+        Self {
+            jti: &record.jti,
+            digest: &record.digest,
+            client_id: &record.client_id,
+            subject: &record.subject,
+            grant_id: record.grant_id.as_deref(),
+            grant_type: &record.grant_type,
+            audience: &record.audience,
+            scope: &record.scope,
+            issued_at: to_millis(record.issued_at),
+            expires_at: to_millis(record.expires_at),
+            revoked_at: record.revoked_at.map(to_millis),
+        }
+    }
+}
+
 #[async_trait]
 impl AccessTokenStore for SqliteStore {
     /// Sends the records as one JSON array that `json_each` turns into
     /// rows, so a batch of any size is one fixed, cached statement.
     async fn insert_access_tokens(&self, records: &[AccessTokenRecord]) -> Result<(), StoreError> {
-        let rows: Vec<serde_json::Value> = records
-            .iter()
-            .map(|record| {
-                serde_json::json!({
-                    "jti": record.jti,
-                    "digest": record.digest,
-                    "client_id": record.client_id,
-                    "subject": record.subject,
-                    "grant_id": record.grant_id,
-                    "grant_type": record.grant_type,
-                    "audience": record.audience,
-                    "scope": record.scope,
-                    "issued_at": to_millis(record.issued_at),
-                    "expires_at": to_millis(record.expires_at),
-                    "revoked_at": record.revoked_at.map(to_millis),
-                })
-            })
-            .collect();
+        let rows: Vec<JsonRow<'_>> = records.iter().map(JsonRow::from).collect();
+        let rows = serde_json::to_string(&rows)
+            .map_err(|error| StoreError::Database(sqlx::Error::Encode(Box::new(error))))?;
         sqlx::query(
             "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
                  audience, scope, issued_at, expires_at, revoked_at)
@@ -72,7 +93,7 @@ impl AccessTokenStore for SqliteStore {
                  value ->> 'expires_at', value ->> 'revoked_at'
              FROM json_each(?1)",
         )
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(rows)
         .execute(self.token_writer())
         .await?;
         Ok(())
