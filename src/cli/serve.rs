@@ -12,7 +12,7 @@ use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
 use crate::http::rate_limit::RateLimits;
 use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
-use crate::server::{self, AppState, Server};
+use crate::server::{self, AppState, Server, SharedState};
 use crate::store::group_commit::AccessTokenWriter;
 use crate::store::{self, Backend};
 
@@ -96,7 +96,7 @@ pub async fn run(
     let listen = config.listen;
     let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
     let rate_limits = Arc::new(RateLimits::new(&config.rate_limits));
-    let state = AppState {
+    let state = AppState::from(SharedState {
         accounts: Arc::new(accounts),
         rate_limits,
         config: Arc::new(config),
@@ -106,7 +106,7 @@ pub async fn run(
         data_keys,
         registry,
         keys,
-    };
+    });
     let mut server = Server::bind(state.clone(), listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -31,8 +31,8 @@ use openssl::aes::{wrap_key, AesKey};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcGroupRef, EcKey, EcPoint, EcPointRef};
 use openssl::nid::Nid;
-use ring::{agreement, digest};
 use ring::rand::SystemRandom;
+use ring::{agreement, digest};
 use serde_json::json;
 
 const ALGORITHM: EcdhEsJweAlgorithm = EcdhEsJweAlgorithm::EcdhEsA256kw;
@@ -109,9 +109,13 @@ impl EcdhEsA256kwEncrypter {
         let agreement = match ring_algorithm {
             Some(algorithm) => Agreement::Ring {
                 algorithm,
-                peer: [&[4][..], &x.to_vec_padded(size).ok()?, &y.to_vec_padded(size).ok()?]
-                    .concat()
-                    .into(),
+                peer: [
+                    &[4][..],
+                    &x.to_vec_padded(size).ok()?,
+                    &y.to_vec_padded(size).ok()?,
+                ]
+                .concat()
+                .into(),
                 random: SystemRandom::new(),
             },
             None => Agreement::OpenSsl {
@@ -179,7 +183,11 @@ fn agree_with_ring(
     let ephemeral = agreement::EphemeralPrivateKey::generate(algorithm, random)?;
     let public = ephemeral.compute_public_key()?;
     // Skips the leading 04 of the uncompressed point.
-    let coordinates = public.as_ref().get(1..).ok_or(AgreementError::Ring)?.to_vec();
+    let coordinates = public
+        .as_ref()
+        .get(1..)
+        .ok_or(AgreementError::Ring)?
+        .to_vec();
     let peer = agreement::UnparsedPublicKey::new(algorithm, peer);
     // ring hands the KDF the shared secret Z, the x-coordinate of the
     // shared point.

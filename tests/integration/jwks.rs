@@ -12,7 +12,7 @@ use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::crypto::{DataKeys, MasterKey};
 use tessera::keys::{EncryptionAlg, KeyAlg, KeyRing, SigningAlg};
-use tessera::server::{AppState, Server};
+use tessera::server::{AppState, Server, SharedState};
 use tessera::store;
 use tessera::store::group_commit::AccessTokenWriter;
 
@@ -260,7 +260,7 @@ async fn unloaded_key_ring_is_not_ready() {
     )
     .await
     .unwrap();
-    let state = AppState {
+    let state = AppState::from(SharedState {
         config: Arc::new(Config::default()),
         store: test.store.clone(),
         access_tokens: AccessTokenWriter::spawn(test.store.clone()),
@@ -276,7 +276,7 @@ async fn unloaded_key_ring_is_not_ready() {
                 .await
                 .unwrap(),
         ),
-    };
+    });
     let server = Server::bind(state, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

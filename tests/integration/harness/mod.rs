@@ -13,7 +13,7 @@ use tessera::config::Config;
 use tessera::crypto::{DataKeys, MasterKey};
 use tessera::http::rate_limit::RateLimits;
 use tessera::keys::{KeyManager, KeySettings};
-use tessera::server::{AppState, Server};
+use tessera::server::{AppState, Server, SharedState};
 use tessera::store::group_commit::AccessTokenWriter;
 use tessera::store::{self, Store};
 use tokio::net::TcpListener;
@@ -151,7 +151,7 @@ impl TestApp {
         keys.bootstrap().await.expect("key ring loads");
         let scheduler = Arc::clone(&keys).spawn().abort_handle();
         let rate_limits = Arc::new(RateLimits::new(&config.rate_limits));
-        let state = AppState {
+        let state = AppState::from(SharedState {
             rate_limits,
             config: Arc::new(config),
             store: store.store.clone(),
@@ -161,7 +161,7 @@ impl TestApp {
             registry,
             keys: keys.ring(),
             accounts: Arc::new(accounts),
-        };
+        });
         let server = Server::from_listener(state.clone(), listener);
         let address = server.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
