@@ -98,7 +98,7 @@ impl SqliteStore {
                     checkpoint::TOKEN_WRITER_AUTOCHECKPOINT_PAGES,
                 ))
         });
-        let checkpoints = checkpoint::Checkpointer::spawn(pool.clone());
+        let checkpoints = checkpoint::Checkpointer::spawn(pool.clone(), token_writer.clone());
         Ok(Self {
             pool,
             token_writer,
