@@ -21,13 +21,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use aes_kw::KekAes256;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use josekit::jwe::alg::ecdh_es::EcdhEsJweAlgorithm;
 use josekit::jwe::{JweAlgorithm, JweContentEncryption, JweEncrypter, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::JoseError;
-use openssl::aes::{wrap_key, AesKey};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcGroupRef, EcKey, EcPoint, EcPointRef};
 use openssl::nid::Nid;
@@ -276,12 +276,12 @@ impl JweEncrypter for EcdhEsA256kwEncrypter {
     ) -> Result<Option<Vec<u8>>, JoseError> {
         let failed = |error: AgreementError| JoseError::InvalidKeyFormat(error.into());
         let kek = self.agree(out_header).map_err(failed)?;
-        let kek = AesKey::new_encrypt(&kek)
-            .map_err(|_| JoseError::InvalidKeyFormat(anyhow::anyhow!("bad key-wrapping key")))?;
-        let mut wrapped = vec![0; key.len() + 8];
-        let length = wrap_key(&kek, None, &mut wrapped, key)
+        // RustCrypto's AES uses AES-NI where the CPU has it; OpenSSL's
+        // low-level `AES_wrap_key` used table lookups, 2% of the server's
+        // CPU under load.
+        let wrapped = KekAes256::try_from(kek.as_slice())
+            .and_then(|kek| kek.wrap_vec(key))
             .map_err(|_| JoseError::InvalidKeyFormat(anyhow::anyhow!("key wrapping failed")))?;
-        wrapped.truncate(length);
         Ok(Some(wrapped))
     }
 
