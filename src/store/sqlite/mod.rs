@@ -83,9 +83,13 @@ impl SqliteStore {
             create_private_file(&path)
                 .map_err(|err| unusable("create the database file", &path, sqlx::Error::Io(err)))?;
         }
+        // sqlx pings a pooled connection before each use by default, which
+        // costs a SQLite connection a round trip to its worker thread for
+        // nothing: unlike a network connection, it cannot have dropped.
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|err| unusable("open the database", &path, err))?;
@@ -93,6 +97,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
                 .connect_lazy_with(options.pragma(
                     "wal_autocheckpoint",
                     checkpoint::TOKEN_WRITER_AUTOCHECKPOINT_PAGES,
