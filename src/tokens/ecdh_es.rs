@@ -14,8 +14,8 @@
 //!
 //! On P-256 and P-384, ring does the agreement instead. OpenSSL's path
 //! turns both the ephemeral public key and the shared point into affine
-//! coordinates through its generic big-number code, and that took 8% of
-//! the server's CPU under load; ring works in its own field arithmetic
+//! coordinates through its generic big-number code, which took 8% of the
+//! server's CPU under load. ring works in its own field arithmetic
 //! throughout. ring has no P-521, which keeps the OpenSSL path.
 
 use std::borrow::Cow;
@@ -158,7 +158,7 @@ impl EcdhEsA256kwEncrypter {
     }
 }
 
-/// Why no key-wrapping key could be agreed.
+/// Failure to agree a key-wrapping key.
 #[derive(Debug, thiserror::Error)]
 enum AgreementError {
     #[error("ring's key agreement failed")]

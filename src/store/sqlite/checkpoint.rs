@@ -25,10 +25,10 @@
 //! this task fall behind. When the writer checkpointed at 64 MiB itself,
 //! each such commit took about 20 ms (two fsyncs), about once a second at
 //! full load. Client credentials at concurrency 64 on 2 cores, with `oha`
-//! against a release build: p99 12.1 ms and p99.9 30 ms that way, 11.0 and
-//! 20-35 ms with this task, and 10.5 and 13.2 ms with no checkpoint by the
-//! writer at all (a WAL that only grows). The other connections keep
-//! SQLite's default.
+//! against a release build, gave p99 12.1 ms and p99.9 30 ms that way. With
+//! this task they were 11.0 and 20-35 ms. With no checkpoint by the writer
+//! at all, so a WAL that only grows, they were 10.5 and 13.2 ms. The other
+//! connections keep SQLite's default.
 
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// token writer's connection, so that the WAL starts over: 128 MiB. Each
 /// time, the writer waits for one fsync of the database file, about 10 ms
 /// on the bench machine. At full load this happens every 2 to 3 seconds,
-/// so fewer than 1% of the requests wait for it; with 32 MiB, p99 at
+/// so fewer than 1% of the requests wait for it. With 32 MiB, p99 at
 /// concurrency 64 rose from 11 to 13-17 ms.
 const WRITER_CHECKPOINT_FRAMES: i64 = 32768;
 
