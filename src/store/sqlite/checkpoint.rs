@@ -14,7 +14,7 @@
 //! them. That alone never empties the WAL under load: the WAL starts over
 //! from its beginning only when a checkpoint has copied all of it before
 //! the next write, and the token writer keeps appending while the copy
-//! runs. So once the WAL holds [`WRITER_CHECKPOINT_FRAMES`], the task runs
+//! runs. So once the WAL contains [`WRITER_CHECKPOINT_FRAMES`], the task runs
 //! a second passive checkpoint on the token writer's own connection, which
 //! no batch can use meanwhile. It finds only the pages committed during the
 //! first copy, so the writer waits a few milliseconds, and its next write
@@ -75,7 +75,7 @@ impl Drop for Checkpointer {
 }
 
 /// Checkpoints `pool`'s database every [`INTERVAL`], and through `writer`,
-/// the token writer's pool, whenever the WAL holds `writer_frames` or more.
+/// the token writer's pool, whenever the WAL contains `writer_frames` or more.
 async fn run(pool: SqlitePool, writer: Option<SqlitePool>, writer_frames: i64) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
