@@ -84,14 +84,7 @@ async fn run(pool: SqlitePool, writer: Option<SqlitePool>, writer_frames: i64) {
     let mut failing = false;
     loop {
         ticks.tick().await;
-        let result = match passive_checkpoint(&pool).await {
-            Ok(frames) if frames >= writer_frames => match &writer {
-                Some(writer) => passive_checkpoint(writer).await.map(|_| ()),
-                None => Ok(()),
-            },
-            other => other.map(|_| ()),
-        };
-        match result {
+        match checkpoint_once(&pool, writer.as_ref(), writer_frames).await {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("WAL checkpoints work again");
@@ -108,8 +101,22 @@ async fn run(pool: SqlitePool, writer: Option<SqlitePool>, writer_frames: i64) {
     }
 }
 
+/// Runs a passive checkpoint through `pool`, then one through `writer` when
+/// the WAL contained `writer_frames` or more.
+async fn checkpoint_once(
+    pool: &SqlitePool,
+    writer: Option<&SqlitePool>,
+    writer_frames: i64,
+) -> Result<(), sqlx::Error> {
+    let frames = passive_checkpoint(pool).await?;
+    if let Some(writer) = writer.filter(|_| frames >= writer_frames) {
+        passive_checkpoint(writer).await?;
+    }
+    Ok(())
+}
+
 /// Runs a passive checkpoint on a connection of `pool` and returns the
-/// frames the WAL held (-1 outside WAL mode).
+/// frames the WAL contained (-1 outside WAL mode).
 async fn passive_checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     // The row is (busy, frames in the WAL, frames copied).
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
