@@ -222,7 +222,7 @@ mod tests {
             .len();
         assert!(
             wal < written / 2,
-            "the WAL holds {wal} bytes after {commits} commits"
+            "the WAL file is {wal} bytes after {commits} commits"
         );
     }
 }
