@@ -4,7 +4,9 @@
 //! A client must use the method it registered as
 //! `token_endpoint_auth_method`. Every failure is `invalid_client` (401,
 //! with the Basic challenge when the request used Basic) and writes one WARN
-//! line with the client id and the reason, never the secret or assertion.
+//! line with the client id (its first [`LOGGED_CLIENT_ID_CHARS`]
+//! characters) and the reason, never the secret or assertion. Past
+//! [`FAILURE_LOG`]'s cap, the lines are counted instead.
 //!
 //! `private_key_jwt` assertions are verified only with the client's
 //! registered keys (inline `jwks` or its `jwks_uri`), picked by `kid`, for
@@ -32,6 +34,15 @@ use crate::http::form::OAuthForm;
 use crate::public_keys::{FetchError, KeyPurpose};
 use crate::server::AppState;
 use crate::store::{AuthMethod, Client, StoreError};
+use crate::telemetry::log_budget::{clip, LogBudget};
+
+/// The cap on failure lines per second, from all senders together, because
+/// the rate limits bound each address's failures but not the addresses.
+static FAILURE_LOG: LogBudget = LogBudget::new(20);
+
+/// The number of characters of a presented `client_id` that a failure line
+/// repeats. Generated ids are far shorter, so only made-up ids are clipped.
+const LOGGED_CLIENT_ID_CHARS: usize = 80;
 
 /// JWS algorithms accepted on client assertions: asymmetric ones only, so
 /// no `none` and no HMAC keyed with a public key (RFC 8725 section 3.1).
@@ -105,7 +116,14 @@ impl AuthError {
                 failure,
                 basic,
             } => {
-                tracing::warn!(client_id = ?client_id, reason = %failure, "client authentication failed");
+                if let Some(left_out) = FAILURE_LOG.admit() {
+                    tracing::warn!(
+                        client_id = ?clip(&client_id, LOGGED_CLIENT_ID_CHARS),
+                        reason = %failure,
+                        left_out,
+                        "client authentication failed"
+                    );
+                }
                 OAuthError::invalid_client(basic)
             }
             AuthError::Store(error) => {
@@ -129,9 +147,13 @@ pub fn read_credentials(
     form: &OAuthForm,
 ) -> Result<PresentedCredentials, OAuthError> {
     PresentedCredentials::from_request(headers, form).inspect_err(|error| {
-        if error.code == ErrorCode::InvalidClient {
+        if error.code != ErrorCode::InvalidClient {
+            return;
+        }
+        if let Some(left_out) = FAILURE_LOG.admit() {
             tracing::warn!(
                 reason = "credentials are missing or malformed",
+                left_out,
                 "client authentication failed"
             );
         }

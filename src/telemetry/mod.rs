@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+pub mod log_budget;
 pub mod metrics;
 
 /// Filter used when `RUST_LOG` is unset.

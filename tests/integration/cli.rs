@@ -4,7 +4,9 @@
 use std::process::{Child, Output, Stdio};
 
 use crate::harness::postgres;
-use crate::harness::process::{free_port, run, run_with_input, spawn, stop, tessera, wait_for};
+use crate::harness::process::{
+    free_port, run, run_with_input, spawn, stop, tessera, wait_for, ServeProcess,
+};
 
 /// Asserts a failure with `code` whose stderr ends in exactly one `error:`
 /// line containing `needle` (info logs may come before it).
@@ -399,4 +401,50 @@ async fn parallel_set_password_commands_all_succeed() {
         let check = hasher.verify("new-password", Some(&after.password_hash), "");
         assert!(check.await.unwrap().matched, "{}", user.username);
     }
+}
+
+/// A flood of failed client authentications from one sender writes a few
+/// lines a second, not one per request, and a long presented `client_id`
+/// is clipped in them.
+#[tokio::test]
+async fn failed_authentication_flood_writes_few_log_lines() {
+    const REQUESTS: usize = 300;
+    let folder = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(folder.path(), &[], &[]);
+    let base = format!("http://{}", server.listen);
+    assert_eq!(wait_for(&format!("{base}/readyz")).await, Some(200));
+
+    let long_id = "x".repeat(500);
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    for _ in 0..REQUESTS {
+        let response = http
+            .post(format!("{base}/token"))
+            .basic_auth(&long_id, Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+
+    let (stopped, logs) = server.stop();
+    assert!(stopped, "{logs}");
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("client authentication failed"))
+        .collect();
+    assert!(!lines.is_empty(), "{logs}");
+    // Twenty lines a second, in every second the flood touched.
+    assert!(
+        lines.len() <= 20 * (seconds + 2),
+        "{} failure lines in {seconds} s",
+        lines.len()
+    );
+    assert!(lines.len() < REQUESTS, "{} failure lines", lines.len());
+    assert!(
+        lines.iter().all(|line| !line.contains(&long_id[..100])),
+        "a failure line repeats the whole client_id"
+    );
 }
