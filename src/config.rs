@@ -18,11 +18,13 @@ use url::Url;
 use crate::keys::{EncryptionAlg, SigningAlg};
 
 mod audit;
+mod cache;
 mod duration;
 mod http;
 mod rate_limits;
 
 pub use audit::AuditSettings;
+pub use cache::CacheSettings;
 pub use duration::HumanDuration;
 pub use http::HttpSettings;
 pub use rate_limits::{RateLimit, RateLimitSettings};
@@ -70,6 +72,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
+    pub cache: CacheSettings,
     pub tls: TlsSettings,
 }
 
@@ -233,6 +236,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
+            cache: CacheSettings::default(),
             tls: TlsSettings::default(),
         }
     }
@@ -382,6 +386,7 @@ impl Config {
         self.http.validate(self.login.max_delay)?;
         self.rate_limits.validate()?;
         self.audit.validate()?;
+        self.cache.validate()?;
         self.tls.validate()?;
         self.validate_master_key()?;
         Ok(())

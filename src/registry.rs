@@ -2,7 +2,9 @@
 //! of the union of every client's allowed origins, which CORS preflights
 //! need because they name no client.
 //!
-//! Entries live at most [`ENTRY_TTL`]. A task polls the store's change
+//! Entries live at most [`ENTRY_TTL`], and each cache keeps at most the
+//! configured number (`cache.max_clients`, `cache.max_resources`): past it,
+//! the entry loaded longest ago is dropped. A task polls the store's change
 //! counters (`clients`, `resources`) every [`POLL_INTERVAL`] and empties a
 //! cache when its counter moved, so a change made by the CLI or another
 //! instance is seen within about two poll intervals. The origin union is
@@ -10,11 +12,14 @@
 //! store; an unknown id is never cached, so a client created elsewhere is
 //! found on its first use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use hashlink::LruCache;
+
 use crate::clock::Clock;
+use crate::config::CacheSettings;
 use crate::crypto::Digester;
 use crate::public_keys::{FetchError, KeyPurpose, KeySetFetcher};
 use crate::store::{
@@ -46,7 +51,9 @@ struct Inner {
 }
 
 struct Cache<T> {
-    entries: HashMap<String, (Arc<T>, Instant)>,
+    /// Reads use `peek`, which leaves the order alone, so the entry
+    /// dropped first is the one loaded longest ago.
+    entries: LruCache<String, (Arc<T>, Instant)>,
     /// Last change counter read from the store.
     generation: Option<i64>,
     /// Incremented on every clear, so a store read that raced a clear is
@@ -54,17 +61,15 @@ struct Cache<T> {
     epoch: u64,
 }
 
-impl<T> Default for Cache<T> {
-    fn default() -> Self {
+impl<T> Cache<T> {
+    fn new(max_entries: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: LruCache::new(max_entries),
             generation: None,
             epoch: 0,
         }
     }
-}
 
-impl<T> Cache<T> {
     fn clear(&mut self) {
         self.entries.clear();
         self.epoch += 1;
@@ -74,12 +79,12 @@ impl<T> Cache<T> {
 impl Registry {
     /// Creates the cache and, inside a Tokio runtime, starts its poller,
     /// which stops when the last clone of the registry is dropped.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, limits: &CacheSettings) -> Self {
         let inner = Arc::new(Inner {
             store,
-            clients: RwLock::new(Cache::default()),
-            origins: RwLock::new(Cache::default()),
-            resources: RwLock::new(Cache::default()),
+            clients: RwLock::new(Cache::new(limits.max_clients)),
+            origins: RwLock::new(Cache::new(1)),
+            resources: RwLock::new(Cache::new(limits.max_resources)),
             key_sets: KeySetFetcher::new(clock),
             recipients: RecipientCache::default(),
         });
@@ -206,7 +211,7 @@ where
 {
     let epoch = {
         let cache = read(cache);
-        if let Some((value, loaded_at)) = cache.entries.get(id) {
+        if let Some((value, loaded_at)) = cache.entries.peek(id) {
             if loaded_at.elapsed() < ENTRY_TTL {
                 return Ok(Some(Arc::clone(value)));
             }

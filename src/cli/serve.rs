@@ -94,7 +94,8 @@ pub async fn run(
         .await
         .context("cannot set up password hashing")?;
     let listen = config.listen;
-    let registry = crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock));
+    let registry =
+        crate::registry::Registry::new(Arc::clone(&store), Arc::clone(&clock), &config.cache);
     let rate_limits = Arc::new(RateLimits::new(&config.rate_limits));
     let state = AppState::from(SharedState {
         accounts: Arc::new(accounts),

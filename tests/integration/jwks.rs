@@ -266,7 +266,11 @@ async fn unloaded_key_ring_is_not_ready() {
         access_tokens: AccessTokenWriter::spawn(test.store.clone()),
         clock: Arc::new(SystemClock),
         data_keys,
-        registry: tessera::registry::Registry::new(test.store.clone(), Arc::new(SystemClock)),
+        registry: tessera::registry::Registry::new(
+            test.store.clone(),
+            Arc::new(SystemClock),
+            &Config::default().cache,
+        ),
         keys: Arc::new(KeyRing::new()),
         rate_limits: Arc::new(tessera::http::rate_limit::RateLimits::new(
             &Config::default().rate_limits,

@@ -1,12 +1,14 @@
 //! The client and resource-server cache across two instances sharing one
-//! store: misses go to the store, unknown ids are not cached, and a write
-//! through one instance is seen by the other within 2 seconds.
+//! store: misses go to the store, unknown ids are not cached, a write
+//! through one instance is seen by the other within 2 seconds, and a full
+//! cache drops the entry loaded longest ago.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera::clock::SystemClock;
-use tessera::registry::Registry;
+use tessera::config::CacheSettings;
+use tessera::registry::{Registry, POLL_INTERVAL};
 use tessera::store::Store;
 
 use crate::harness::{Backend, TestStore};
@@ -29,8 +31,16 @@ async fn wait_for_name(registry: &Registry, client_id: &str, name: Option<&str>)
 async fn two_instances_share_changes(backend: Backend) {
     let test = TestStore::new(backend).await;
     let store: Arc<dyn Store> = Arc::clone(&test.store);
-    let first = Registry::new(Arc::clone(&store), Arc::new(SystemClock));
-    let second = Registry::new(Arc::clone(&store), Arc::new(SystemClock));
+    let first = Registry::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        &CacheSettings::default(),
+    );
+    let second = Registry::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        &CacheSettings::default(),
+    );
 
     // A miss is not cached: a client created afterwards is found at once.
     assert!(second.client("c1").await.unwrap().is_none());
@@ -62,6 +72,42 @@ async fn instances_share_changes_on_postgres() {
     two_instances_share_changes(Backend::Postgres).await;
 }
 
+/// With room for two clients, loading a third drops the first. A rename
+/// written with plain SQL, which leaves the change counter alone, shows
+/// only for the client that has to be read from the store again.
+#[tokio::test]
+async fn full_cache_drops_oldest_client() {
+    let test = TestStore::new(Backend::Sqlite).await;
+    let store: Arc<dyn Store> = Arc::clone(&test.store);
+    let ids = ["c1", "c2", "c3"];
+    for id in ids {
+        store.insert_client(&sample_client(id)).await.unwrap();
+    }
+    let limits = CacheSettings {
+        max_clients: 2,
+        ..CacheSettings::default()
+    };
+    let registry = Registry::new(Arc::clone(&store), Arc::new(SystemClock), &limits);
+    // The first poll empties the cache once, on reading the counter.
+    tokio::time::sleep(POLL_INTERVAL + Duration::from_millis(500)).await;
+    for id in ids {
+        registry.client(id).await.unwrap().unwrap();
+    }
+
+    let raw = sqlx::SqlitePool::connect(&test.url).await.unwrap();
+    sqlx::query("UPDATE clients SET name = 'Renamed'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let name = |id| {
+        let registry = registry.clone();
+        async move { registry.client(id).await.unwrap().unwrap().name.clone() }
+    };
+    assert_eq!(name("c3").await, "Sample");
+    assert_eq!(name("c2").await, "Sample");
+    assert_eq!(name("c1").await, "Renamed");
+}
+
 #[tokio::test]
 async fn encryption_key_comes_inline_or_fetched() {
     use crate::harness::key_server::KeyServer;
@@ -69,7 +115,11 @@ async fn encryption_key_comes_inline_or_fetched() {
     use tessera::store::EncryptionKeySource;
 
     let test = TestStore::new(Backend::Sqlite).await;
-    let registry = Registry::new(Arc::clone(&test.store), Arc::new(SystemClock));
+    let registry = Registry::new(
+        Arc::clone(&test.store),
+        Arc::new(SystemClock),
+        &CacheSettings::default(),
+    );
     let key = josekit::jwk::Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256)
         .unwrap()
         .to_public_key()

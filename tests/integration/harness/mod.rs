@@ -141,7 +141,8 @@ impl TestApp {
         let data_keys = DataKeys::load_or_create(store.store.as_ref(), &master_key, clock.now())
             .await
             .expect("data keys load");
-        let registry = tessera::registry::Registry::new(store.store.clone(), clock.clone());
+        let registry =
+            tessera::registry::Registry::new(store.store.clone(), clock.clone(), &config.cache);
         let keys = Arc::new(KeyManager::new(
             store.store.clone(),
             data_keys.sealer.clone(),
