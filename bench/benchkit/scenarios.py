@@ -190,15 +190,17 @@ def client_scale(settings, oha, tessera, seeder, target, counts, folder):
         if warming.failed:
             raise BenchError(f"warming the client cache failed: {warming.statuses}")
         print(f"  warmed the client cache in {time.monotonic() - started:.1f} s", flush=True)
-        figure = measure(settings, lambda seconds: run_once(
-            seconds, "client credentials, post, cache warm"), warm_up=False)
+        with RssSampler(tessera.server) as sampler:
+            figure = measure(settings, lambda seconds: run_once(
+                seconds, "client credentials, post, cache warm"), warm_up=False)
+        figure.rss_kib = sampler.max_kib
         figure.scale = count
         figures.append(figure)
     return figures
 
 
 def token_scale(settings, oha, tessera, seeder, target, counts):
-    """Introspection latency with 1, 1,000,000, ... recorded tokens."""
+    """Introspection latency with 1, 5,000,000, ... recorded tokens."""
     figures = []
     for count in counts:
         seeded = seeder.grow_tokens(count - 1) if count > 1 else 0.0

@@ -26,7 +26,7 @@ class Settings:
     backends: list = field(default_factory=lambda: ["sqlite", "postgres"])
     scale: bool = True
     scale_clients: list = field(default_factory=lambda: [1, 10_000, 100_000])
-    scale_tokens: list = field(default_factory=lambda: [1, 1_000_000])
+    scale_tokens: list = field(default_factory=lambda: [1, 5_000_000])
     prune_rows: int = 500_000
 
     @classmethod
@@ -43,7 +43,7 @@ class Settings:
             backends=os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(","),
             scale=os.environ.get("BENCH_SCALE", "1") != "0",
             scale_clients=_numbers("BENCH_SCALE_CLIENTS", [1, 10_000, 100_000]),
-            scale_tokens=_numbers("BENCH_SCALE_TOKENS", [1, 1_000_000]),
+            scale_tokens=_numbers("BENCH_SCALE_TOKENS", [1, 5_000_000]),
             prune_rows=_number("BENCH_PRUNE_ROWS", 500_000),
         )
 
