@@ -806,6 +806,16 @@ fn validate_database_url(url: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Loads the configuration from `env` alone, with the error as its
+/// message, for the tests of each section.
+#[cfg(test)]
+fn load_env(env: &[(&str, &str)]) -> Result<Config, String> {
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    Config::load_from(None, env)
+        .map(|(config, _)| config)
+        .map_err(|error| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,14 +40,7 @@ impl CacheSettings {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-
-    fn load(env: &[(&str, &str)]) -> Result<Config, String> {
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        Config::load_from(None, env)
-            .map(|(config, _)| config)
-            .map_err(|error| error.to_string())
-    }
+    use crate::config::load_env as load;
 
     #[test]
     fn environment_sets_one_bound() {

@@ -76,15 +76,8 @@ impl HttpSettings {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::config::load_env as load;
     use crate::http::client_ip::ClientIpHeader;
-
-    fn load(env: &[(&str, &str)]) -> Result<Config, String> {
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        Config::load_from(None, env)
-            .map(|(config, _)| config)
-            .map_err(|error| error.to_string())
-    }
 
     #[test]
     fn trusted_proxies_are_read() {

@@ -117,14 +117,8 @@ impl RateLimitSettings {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::load_env as load;
     use crate::config::Config;
-
-    fn load(env: &[(&str, &str)]) -> Result<Config, String> {
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        Config::load_from(None, env)
-            .map(|(config, _)| config)
-            .map_err(|error| error.to_string())
-    }
 
     #[test]
     fn partial_class_keeps_other_default() {
