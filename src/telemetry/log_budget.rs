@@ -70,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_past_the_cap_are_counted_and_reported_next_second() {
+    fn cap_counts_lines_left_out() {
         let budget = LogBudget::new(2);
         assert_eq!(budget.admit_at(10), Some(0));
         assert_eq!(budget.admit_at(10), Some(0));
