@@ -8,7 +8,7 @@ use super::ConfigError;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
-    /// The largest number of clients cached; past it, the entry loaded
+    /// The largest number of clients cached. Past it, the entry loaded
     /// longest ago is dropped.
     pub max_clients: usize,
     /// The largest number of resource servers cached, in the same way.
