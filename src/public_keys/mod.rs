@@ -339,10 +339,23 @@ fn check_curve(
 /// Builds a josekit encrypter or verifier from the key, which also checks
 /// that an EC point lies on its curve.
 fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(), KeyError> {
-    let unusable = |err: josekit::JoseError| reject(format!("the key is not usable: {err}"));
-    let jwk = Jwk::from_map(members.clone()).map_err(unusable)?;
+    let jwk = Jwk::from_map(members.clone())
+        .map_err(|err| reject(format!("the key is not usable: {err}")))?;
     let kty = jwk.key_type().to_owned();
     let crv = jwk.curve().unwrap_or_default().to_owned();
+    // `check_curve` has already checked the curve and the coordinates'
+    // lengths, so an EC key that OpenSSL rejects here names a point that is
+    // not on its curve. OpenSSL reports that as an X.509 decode error.
+    let unusable = |err: josekit::JoseError| {
+        if kty == "EC" {
+            reject(format!(
+                "the key's \"x\" and \"y\" are not a point on curve {crv} \
+                 (export the public key again from its private key)"
+            ))
+        } else {
+            reject(format!("the key is not usable: {err}"))
+        }
+    };
     match (purpose, kty.as_str()) {
         (KeyPurpose::Encryption, "RSA") => {
             josekit::jwe::RSA_OAEP_256

@@ -132,7 +132,10 @@ fn point_off_the_curve_is_rejected() {
     let (_, mut public) = ec_pair();
     // A y coordinate of the right length that does not fit x.
     public["y"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    assert!(check_public_jwk(&public, KeyPurpose::Encryption).is_err());
+    for purpose in [KeyPurpose::Encryption, KeyPurpose::Signature] {
+        let err = check_public_jwk(&public, purpose).unwrap_err();
+        assert!(err.0.contains("not a point on curve P-256"), "{err}");
+    }
 }
 
 #[test]
