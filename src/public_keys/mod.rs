@@ -22,6 +22,11 @@ const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /// Smallest RSA modulus accepted, in bits (RFC 7518 section 3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// Largest RSA modulus accepted, in bits, as in ring's
+/// `RSA_PKCS1_2048_8192_*` verification algorithms. OpenSSL itself refuses
+/// moduli over 16,384 bits.
+const MAX_RSA_BITS: usize = 8192;
+
 /// Purpose of a registered key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyPurpose {
@@ -290,18 +295,30 @@ fn check_rsa(members: &Map<String, Value>) -> Result<(), KeyError> {
             "the RSA key has a {bits}-bit modulus; at least {MIN_RSA_BITS} bits are required"
         )));
     }
+    if bits > MAX_RSA_BITS {
+        return Err(reject(format!(
+            "the RSA key has a {bits}-bit modulus; at most {MAX_RSA_BITS} bits are accepted"
+        )));
+    }
+    // A product of two odd primes is odd.
+    if significant.last().is_some_and(|byte| byte % 2 == 0) {
+        return Err(reject(
+            "the RSA key's modulus \"n\" is even, so it is not a product of two primes",
+        ));
+    }
     if exponent.is_empty() {
         return Err(reject("the RSA key has an empty exponent \"e\""));
     }
     // NIST SP 800-56B section 6.2.1: an odd public exponent of at least
-    // 65537. With e = 1 the "encryption" returns its input, and other small
-    // exponents invite known attacks.
+    // 65537 and below 2^256. With e = 1 the "encryption" returns its input,
+    // and other small exponents invite known attacks.
     let exponent = &exponent[exponent.iter().take_while(|byte| **byte == 0).count()..];
     let too_small = exponent.len() < 3 || (exponent.len() == 3 && exponent < &[1, 0, 1][..]);
+    let too_large = exponent.len() > 32;
     let even = exponent.last().is_some_and(|byte| byte % 2 == 0);
-    if too_small || even {
+    if too_small || too_large || even {
         return Err(reject(
-            "the RSA key's exponent \"e\" must be odd and at least 65537 (AQAB)",
+            "the RSA key's exponent \"e\" must be odd, at least 65537 (AQAB) and below 2^256",
         ));
     }
     Ok(())
@@ -337,17 +354,15 @@ fn check_curve(
 }
 
 /// Builds a josekit encrypter or verifier from the key, which also checks
-/// that an EC point lies on its curve.
+/// that an EC point lies on its curve, and encrypts a test payload to an
+/// encryption key.
 fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(), KeyError> {
     let jwk = Jwk::from_map(members.clone())
         .map_err(|err| reject(format!("the key is not usable: {err}")))?;
     let kty = jwk.key_type().to_owned();
     let crv = jwk.curve().unwrap_or_default().to_owned();
-    // `check_curve` has already checked the curve and the coordinates'
-    // lengths, so an EC key that OpenSSL rejects here names a point that is
-    // not on its curve. OpenSSL reports that as an X.509 decode error.
     let unusable = |err: josekit::JoseError| {
-        if kty == "EC" {
+        if kty == "EC" && is_openssl_error(&err) {
             reject(format!(
                 "the key's \"x\" and \"y\" are not a point on curve {crv} \
                  (export the public key again from its private key)"
@@ -358,14 +373,16 @@ fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(),
     };
     match (purpose, kty.as_str()) {
         (KeyPurpose::Encryption, "RSA") => {
-            josekit::jwe::RSA_OAEP_256
+            let encrypter = josekit::jwe::RSA_OAEP_256
                 .encrypter_from_jwk(&jwk)
                 .map_err(unusable)?;
+            check_encrypts(&encrypter)?;
         }
         (KeyPurpose::Encryption, _) => {
-            josekit::jwe::ECDH_ES_A256KW
+            let encrypter = josekit::jwe::ECDH_ES_A256KW
                 .encrypter_from_jwk(&jwk)
                 .map_err(unusable)?;
+            check_encrypts(&encrypter)?;
         }
         (KeyPurpose::Signature, "RSA") => {
             let alg = jwk.algorithm().unwrap_or("RS256").to_owned();
@@ -390,6 +407,31 @@ fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Returns whether josekit failed in OpenSSL rather than in its own checks
+/// of `use`, `key_ops` and `alg`. For an EC key whose curve and coordinate
+/// lengths passed [`check_curve`], OpenSSL fails only on a point that is not
+/// on the curve, and reports that as an X.509 decode error.
+fn is_openssl_error(error: &josekit::JoseError) -> bool {
+    matches!(error, josekit::JoseError::InvalidKeyFormat(source)
+        if source.downcast_ref::<openssl::error::ErrorStack>().is_some())
+}
+
+/// Encrypts a test payload to the key, so that a key whose numbers pass
+/// every check above but cannot encrypt (an X25519 point of small order,
+/// say) is rejected now rather than failing each token issued for it.
+fn check_encrypts(encrypter: &dyn josekit::jwe::JweEncrypter) -> Result<(), KeyError> {
+    let mut header = josekit::jwe::JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    josekit::jwe::serialize_compact(b"{}", &header, encrypter)
+        .map(|_| ())
+        .map_err(|_| {
+            reject(
+                "encrypting a test token to the key failed \
+                 (export the public key again from its private key)",
+            )
+        })
 }
 
 fn rsa_pkcs1(alg: &str) -> josekit::jws::alg::rsassa::RsassaJwsAlgorithm {

@@ -139,6 +139,70 @@ fn point_off_the_curve_is_rejected() {
 }
 
 #[test]
+fn wrong_alg_keeps_its_own_message() {
+    let (_, mut public) = ec_pair();
+    public["alg"] = json!("ES384");
+    let err = check_public_jwk(&public, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("ES384"), "{err}");
+    assert!(!err.0.contains("not a point"), "{err}");
+}
+
+#[test]
+fn wrong_key_ops_keeps_its_own_message() {
+    let (_, mut public) = ec_pair();
+    public["key_ops"] = json!(["sign"]);
+    let err = check_public_jwk(&public, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("key_ops"), "{err}");
+    assert!(!err.0.contains("not a point"), "{err}");
+}
+
+#[test]
+fn even_rsa_modulus_is_rejected() {
+    let mut key = rfc7638_key();
+    let mut modulus = URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap();
+    *modulus.last_mut().unwrap() &= 0xfe;
+    key["n"] = json!(URL_SAFE_NO_PAD.encode(&modulus));
+    let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("is even"), "{err}");
+}
+
+#[test]
+fn oversized_rsa_modulus_is_rejected() {
+    let mut key = rfc7638_key();
+    let mut modulus = vec![0xff; 8192 / 8 + 1];
+    *modulus.last_mut().unwrap() = 0x01;
+    key["n"] = json!(URL_SAFE_NO_PAD.encode(&modulus));
+    let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("at most 8192 bits"), "{err}");
+}
+
+#[test]
+fn huge_rsa_exponent_is_rejected() {
+    let mut key = rfc7638_key();
+    // 2^256 + 1: odd, but 33 bytes long.
+    let mut exponent = vec![0; 33];
+    exponent[0] = 1;
+    exponent[32] = 1;
+    key["e"] = json!(URL_SAFE_NO_PAD.encode(&exponent));
+    let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("below 2^256"), "{err}");
+}
+
+#[test]
+fn x25519_point_of_small_order_is_rejected() {
+    let key = Jwk::generate_ecx_key(EcxCurve::X25519).unwrap();
+    let mut public = to_value(&key.to_public_key().unwrap());
+    // u = 0 and u = 1 have small order, so every shared secret is fixed.
+    for u in [0u8, 1] {
+        let mut x = [0u8; 32];
+        x[0] = u;
+        public["x"] = json!(URL_SAFE_NO_PAD.encode(x));
+        let err = check_public_jwk(&public, KeyPurpose::Encryption).unwrap_err();
+        assert!(err.0.contains("encrypting a test token"), "u = {u}: {err}");
+    }
+}
+
+#[test]
 fn key_file_accepts_one_jwk_or_a_set() {
     let (_, public) = ec_pair();
     let one = read_key_file(&public.to_string(), KeyPurpose::Encryption).unwrap();
