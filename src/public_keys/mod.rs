@@ -344,9 +344,11 @@ fn check_curve(
         coordinates.push("y");
     }
     for coordinate in coordinates {
-        if decode_member(members, coordinate)?.len() != *length {
+        let decoded = decode_member(members, coordinate)?.len();
+        if decoded != *length {
             return Err(reject(format!(
-                "the key member \"{coordinate}\" has the wrong length for curve {crv}"
+                "the key member \"{coordinate}\" must be {length} bytes for curve {crv}, \
+                 not {decoded}"
             )));
         }
     }
@@ -411,8 +413,9 @@ fn check_usable(members: &Map<String, Value>, purpose: KeyPurpose) -> Result<(),
 
 /// Returns whether josekit failed in OpenSSL rather than in its own checks
 /// of `use`, `key_ops` and `alg`. For an EC key whose curve and coordinate
-/// lengths passed [`check_curve`], OpenSSL fails only on a point that is not
-/// on the curve, and reports that as an X.509 decode error.
+/// lengths passed [`check_curve`], the one OpenSSL step is decoding the
+/// point, which fails with an X.509 decode error when the point is not on
+/// the curve.
 fn is_openssl_error(error: &josekit::JoseError) -> bool {
     matches!(error, josekit::JoseError::InvalidKeyFormat(source)
         if source.downcast_ref::<openssl::error::ErrorStack>().is_some())

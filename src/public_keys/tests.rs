@@ -139,6 +139,15 @@ fn point_off_the_curve_is_rejected() {
 }
 
 #[test]
+fn short_coordinate_names_both_lengths() {
+    let (_, mut public) = ec_pair();
+    public["y"] = json!("AA");
+    let err = check_public_jwk(&public, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("\"y\" must be 32 bytes"), "{err}");
+    assert!(err.0.contains("not 1"), "{err}");
+}
+
+#[test]
 fn wrong_alg_keeps_its_own_message() {
     let (_, mut public) = ec_pair();
     public["alg"] = json!("ES384");
