@@ -437,7 +437,12 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
         "PS512" => Box::new(jws::PS512.verifier_from_jwk(jwk).ok()?),
         "ES256" => Box::new(jws::ES256.verifier_from_jwk(jwk).ok()?),
         "ES384" => Box::new(jws::ES384.verifier_from_jwk(jwk).ok()?),
-        "EdDSA" => Box::new(jws::EdDSA.verifier_from_jwk(jwk).ok()?),
+        "EdDSA" => {
+            // Registration rejects such keys, but keys stored by an older
+            // version reach this point unchecked.
+            crate::public_keys::check_ed25519_point(jwk.as_ref()).ok()?;
+            Box::new(jws::EdDSA.verifier_from_jwk(jwk).ok()?)
+        }
         _ => return None,
     };
     Some(verifier)
@@ -448,6 +453,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn ed25519_identity_key_gets_no_verifier() {
+        let good = Jwk::generate_ed_key(josekit::jwk::alg::ed::EdCurve::Ed25519)
+            .unwrap()
+            .to_public_key()
+            .unwrap();
+        assert!(verifier_for("EdDSA", &good).is_some());
+        let mut identity = good.clone();
+        // The identity point (0, 1) encodes as y = 1.
+        let mut x = [0u8; 32];
+        x[0] = 1;
+        identity
+            .set_parameter("x", Some(json!(URL_SAFE_NO_PAD.encode(x))))
+            .unwrap();
+        assert!(verifier_for("EdDSA", &identity).is_none());
+    }
 
     fn encode(value: &Value) -> String {
         URL_SAFE_NO_PAD.encode(value.to_string())

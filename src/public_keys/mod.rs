@@ -8,6 +8,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use josekit::jwk::Jwk;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -132,7 +133,10 @@ pub fn check_public_jwk(jwk: &Value, purpose: KeyPurpose) -> Result<Map<String, 
                 KeyPurpose::Signature => ("Ed25519", 32),
                 KeyPurpose::Encryption => ("X25519", 32),
             };
-            check_curve(members, purpose, &[curve], false)?
+            check_curve(members, purpose, &[curve], false)?;
+            if purpose == KeyPurpose::Signature {
+                check_ed25519_point(members)?;
+            }
         }
         "" => return Err(reject("the key has no \"kty\"")),
         other => {
@@ -311,14 +315,16 @@ fn check_rsa(members: &Map<String, Value>) -> Result<(), KeyError> {
     }
     // NIST SP 800-56B section 6.2.1: an odd public exponent of at least
     // 65537 and below 2^256. With e = 1 the "encryption" returns its input,
-    // and other small exponents invite known attacks.
+    // and other small exponents invite known attacks. OpenSSL refuses
+    // exponents over 64 bits for moduli over 3,072 bits, so the bound here
+    // is 2^64.
     let exponent = &exponent[exponent.iter().take_while(|byte| **byte == 0).count()..];
     let too_small = exponent.len() < 3 || (exponent.len() == 3 && exponent < &[1, 0, 1][..]);
-    let too_large = exponent.len() > 32;
+    let too_large = exponent.len() > 8;
     let even = exponent.last().is_some_and(|byte| byte % 2 == 0);
     if too_small || too_large || even {
         return Err(reject(
-            "the RSA key's exponent \"e\" must be odd, at least 65537 (AQAB) and below 2^256",
+            "the RSA key's exponent \"e\" must be odd, at least 65537 (AQAB) and below 2^64",
         ));
     }
     Ok(())
@@ -351,6 +357,32 @@ fn check_curve(
                  not {decoded}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Checks that an Ed25519 key's `x` is the canonical encoding of a curve
+/// point outside the small subgroup. OpenSSL's verification accepts a
+/// signature with R the identity and S zero under the identity key, so a
+/// key of small order would let anyone sign as the client.
+pub fn check_ed25519_point(members: &Map<String, Value>) -> Result<(), KeyError> {
+    let encoded: [u8; 32] = decode_member(members, "x")?
+        .try_into()
+        .map_err(|_| reject("the key member \"x\" must be 32 bytes for curve Ed25519"))?;
+    let point = CompressedEdwardsY(encoded)
+        .decompress()
+        .filter(|point| point.compress().to_bytes() == encoded)
+        .ok_or_else(|| {
+            reject(
+                "the key's \"x\" is not the encoding of a point on curve Ed25519 \
+                 (export the public key again from its private key)",
+            )
+        })?;
+    if point.is_small_order() {
+        return Err(reject(
+            "the key's \"x\" is a point of small order on curve Ed25519, \
+             under which anyone can forge signatures",
+        ));
     }
     Ok(())
 }

@@ -187,14 +187,47 @@ fn oversized_rsa_modulus_is_rejected() {
 
 #[test]
 fn huge_rsa_exponent_is_rejected() {
-    let mut key = rfc7638_key();
-    // 2^256 + 1: odd, but 33 bytes long.
-    let mut exponent = vec![0; 33];
-    exponent[0] = 1;
-    exponent[32] = 1;
-    key["e"] = json!(URL_SAFE_NO_PAD.encode(&exponent));
-    let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
-    assert!(err.0.contains("below 2^256"), "{err}");
+    // 2^64 + 1 and 2^256 + 1: odd, but 9 and 33 bytes long. OpenSSL refuses
+    // exponents over 64 bits once the modulus has more than 3,072.
+    for length in [9, 33] {
+        let mut key = rfc7638_key();
+        let mut exponent = vec![0; length];
+        exponent[0] = 1;
+        exponent[length - 1] = 1;
+        key["e"] = json!(URL_SAFE_NO_PAD.encode(&exponent));
+        let err = check_public_jwk(&key, KeyPurpose::Signature).unwrap_err();
+        assert!(err.0.contains("below 2^64"), "{length} bytes: {err}");
+    }
+}
+
+#[test]
+fn ed25519_identity_point_is_rejected() {
+    let key = Jwk::generate_ed_key(EdCurve::Ed25519).unwrap();
+    let mut public = to_value(&key.to_public_key().unwrap());
+    // The identity point (0, 1) encodes as y = 1.
+    let mut x = [0u8; 32];
+    x[0] = 1;
+    public["x"] = json!(URL_SAFE_NO_PAD.encode(x));
+    let err = check_public_jwk(&public, KeyPurpose::Signature).unwrap_err();
+    assert!(err.0.contains("small order"), "{err}");
+}
+
+#[test]
+fn ed25519_bad_encodings_are_rejected() {
+    let key = Jwk::generate_ed_key(EdCurve::Ed25519).unwrap();
+    let mut public = to_value(&key.to_public_key().unwrap());
+    // y = 2 is on no point of the curve. y = p + 1, with p = 2^255 - 19, is
+    // the identity point written without reducing y.
+    let mut not_on_curve = [0u8; 32];
+    not_on_curve[0] = 2;
+    let mut unreduced = [0xffu8; 32];
+    unreduced[0] = 0xee;
+    unreduced[31] = 0x7f;
+    for x in [not_on_curve, unreduced] {
+        public["x"] = json!(URL_SAFE_NO_PAD.encode(x));
+        let err = check_public_jwk(&public, KeyPurpose::Signature).unwrap_err();
+        assert!(err.0.contains("not the encoding of a point"), "{err}");
+    }
 }
 
 #[test]
