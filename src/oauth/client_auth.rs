@@ -416,7 +416,12 @@ fn verify_with_any(assertion: &str, alg: &str, keys: &[Map<String, Value>]) -> O
         {
             return None;
         }
-        let jwk = Jwk::from_map(key.clone()).ok()?;
+        // The candidates were already matched on `kid`. josekit would also
+        // demand a `kid` header whenever the key has one, which fails an
+        // assertion that leaves `kid` out, as RFC 7515 allows.
+        let mut key = key.clone();
+        key.remove("kid");
+        let jwk = Jwk::from_map(key).ok()?;
         let verifier = verifier_for(alg, &jwk)?;
         josekit::jws::deserialize_compact(assertion, verifier.as_ref())
             .ok()
@@ -453,6 +458,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn assertion_without_kid_matches_key_with_kid() {
+        let private = Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+        let mut public = private.to_public_key().unwrap();
+        public.set_key_id("client-key-1");
+        let signer = josekit::jws::ES256.signer_from_jwk(&private).unwrap();
+        let mut header = josekit::jws::JwsHeader::new();
+        header.set_token_type("JWT");
+        let assertion = josekit::jws::serialize_compact(b"{}", &header, &signer).unwrap();
+        let keys = [public.as_ref().clone()];
+        assert_eq!(
+            verify_with_any(&assertion, "ES256", &keys).as_deref(),
+            Some(&b"{}"[..])
+        );
+    }
 
     #[test]
     fn ed25519_identity_key_gets_no_verifier() {
