@@ -350,11 +350,11 @@ fn check_curve(
         coordinates.push("y");
     }
     for coordinate in coordinates {
-        let decoded = decode_member(members, coordinate)?.len();
-        if decoded != *length {
+        let decoded_length = decode_member(members, coordinate)?.len();
+        if decoded_length != *length {
             return Err(reject(format!(
                 "the key member \"{coordinate}\" must be {length} bytes for curve {crv}, \
-                 not {decoded}"
+                 not {decoded_length}"
             )));
         }
     }

@@ -216,8 +216,8 @@ fn ed25519_identity_point_is_rejected() {
 fn ed25519_bad_encodings_are_rejected() {
     let key = Jwk::generate_ed_key(EdCurve::Ed25519).unwrap();
     let mut public = to_value(&key.to_public_key().unwrap());
-    // y = 2 is on no point of the curve. y = p + 1, with p = 2^255 - 19, is
-    // the identity point written without reducing y.
+    // No curve point has y = 2. y = p + 1, with p = 2^255 - 19, is the
+    // identity point written without reducing y.
     let mut not_on_curve = [0u8; 32];
     not_on_curve[0] = 2;
     let mut unreduced = [0xffu8; 32];
