@@ -74,7 +74,8 @@ async fn seed(store: &dyn Store) -> (String, String) {
 
 fn access_token() -> AccessTokenRecord {
     let now = Utc::now();
-    let jti = unique("jti");
+    // Time-ordered, as the server's (`AccessTokenClaims::new`).
+    let jti = uuid::Uuid::now_v7().to_string();
     AccessTokenRecord {
         digest: format!("digest-{jti}"),
         jti,

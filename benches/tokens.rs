@@ -94,11 +94,12 @@ fn encryption(c: &mut Criterion) {
         "at+jwt",
         &serde_json::to_vec(&claims()).unwrap(),
     );
+    let jti = claims().jti;
     let mut group = c.benchmark_group("encrypt");
     for alg in [EncryptionAlg::EcdhEsA256kw, EncryptionAlg::RsaOaep256] {
         let recipient = Recipient::new(&recipient(alg)).unwrap();
         group.bench_function(alg.as_str(), |b| {
-            b.iter(|| recipient.encrypt(black_box(&jws)).unwrap())
+            b.iter(|| recipient.encrypt(black_box(&jws), Some(&jti)).unwrap())
         });
     }
     group.finish();

@@ -31,6 +31,7 @@ use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::resources::verify_introspection_secret;
 use crate::server::AppState;
 use crate::store::{AccessTokenRecord, ResourceServer};
+use crate::tokens::access::record_key;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route(
@@ -151,15 +152,11 @@ async fn handle(
             },
         )?;
     let token = form.require("token", "token is missing")?;
-    let digest = state.data_keys.digester.digest(token);
-    let record = state
-        .store
-        .find_access_token(&digest)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = ?error, "access token lookup failed");
-            OAuthError::for_store(&error)
-        })?;
+    let key = record_key(token, &state.data_keys.digester);
+    let record = state.store.find_access_token(&key).await.map_err(|error| {
+        tracing::error!(error = ?error, "access token lookup failed");
+        OAuthError::for_store(&error)
+    })?;
     let record = match record {
         Some(record) if client_deleted(state, &record.client_id).await? => None,
         other => other,

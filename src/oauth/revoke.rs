@@ -5,7 +5,8 @@
 //! access token issued from it (section 2.1). The response is 200 whether or
 //! not anything was revoked (section 2.2), so a caller learns nothing about
 //! tokens it does not own, and a token of another client stays valid.
-//! `token_type_hint` is ignored: both kinds are looked up by digest.
+//! `token_type_hint` is ignored: a refresh token is looked up by digest,
+//! then an access token by the `jti` in its header and its digest.
 
 use std::net::IpAddr;
 
@@ -24,7 +25,8 @@ use crate::http::form::OAuthForm;
 use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::oauth::grants::audit;
 use crate::server::AppState;
-use crate::store::StoreError;
+use crate::store::{AccessTokenKey, StoreError};
+use crate::tokens::access::header_jti;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route("/revoke", cors::for_clients(post(revoke), state, &["POST"]))
@@ -89,9 +91,13 @@ async fn handle(
         return Ok(());
     }
 
+    let key = AccessTokenKey {
+        jti: header_jti(token),
+        digest,
+    };
     let revoked = state
         .store
-        .revoke_access_token(&digest, &client.client_id, now)
+        .revoke_access_token(&key, &client.client_id, now)
         .await
         .map_err(failed)?;
     if revoked {

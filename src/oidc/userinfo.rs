@@ -24,7 +24,7 @@ use crate::http::cors::{self, CorsClient};
 use crate::http::error::no_store;
 use crate::keys::KeyRing;
 use crate::server::AppState;
-use crate::tokens::access::ACCESS_TOKEN_TYPE;
+use crate::tokens::access::{record_key, ACCESS_TOKEN_TYPE};
 use crate::tokens::id_token::UserClaims;
 use crate::tokens::jwe::decrypt_with;
 
@@ -187,7 +187,7 @@ async fn verify_own_token(state: &AppState, token: &str) -> Result<AccessClaims,
     let now = state.clock.now();
     let record = state
         .store
-        .find_access_token(&state.data_keys.digester.digest(token))
+        .find_access_token(&record_key(token, &state.data_keys.digester))
         .await
         .map_err(|error| {
             tracing::error!(error = ?error, "userinfo token lookup failed");

@@ -26,6 +26,26 @@ pub struct AccessTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// What finds a token's record (`crate::tokens::access::record_key`).
+/// Records are looked up by `jti` and must match `digest` as well. Tokens
+/// minted before the `jti` was replicated in their JWE header have none
+/// here; their records, and only theirs, are found by digest alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenKey {
+    pub jti: Option<String>,
+    pub digest: String,
+}
+
+impl AccessTokenKey {
+    /// The key of a token whose header carries `jti`.
+    pub fn new(jti: &str, digest: &str) -> Self {
+        Self {
+            jti: Some(jti.to_owned()),
+            digest: digest.to_owned(),
+        }
+    }
+}
+
 impl AccessTokenRecord {
     /// Whether the token is usable at `now`: not expired, not revoked.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
@@ -45,19 +65,19 @@ pub trait AccessTokenStore {
     /// concurrent requests into one call.
     async fn insert_access_tokens(&self, records: &[AccessTokenRecord]) -> Result<(), StoreError>;
 
-    /// Returns the record with this digest. Its `revoked_at` is the
-    /// token's own revocation, else its grant's: a token recorded while its
-    /// grant was being revoked reads as revoked once the grant is.
+    /// Returns the record `key` finds. Its `revoked_at` is the token's own
+    /// revocation, else its grant's: a token recorded while its grant was
+    /// being revoked reads as revoked once the grant is.
     async fn find_access_token(
         &self,
-        digest: &str,
+        key: &AccessTokenKey,
     ) -> Result<Option<AccessTokenRecord>, StoreError>;
 
     /// Marks the token revoked if `client_id` owns it; returns whether a
     /// token was revoked by this call.
     async fn revoke_access_token(
         &self,
-        digest: &str,
+        key: &AccessTokenKey,
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;

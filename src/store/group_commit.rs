@@ -95,7 +95,7 @@ fn fail_waiting(mut waiters: Vec<Reply>, pending: &mut mpsc::Receiver<Pending>, 
 }
 
 /// Replies to the waiters of a batch that failed as a whole, so none of it
-/// is stored. One record may be at fault (a duplicate digest, say), so
+/// is stored. One record may be at fault (a duplicate `jti`, say), so
 /// each is retried alone and gets its own result. A batch of one already
 /// has its own result.
 async fn answer_failed_batch(

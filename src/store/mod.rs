@@ -28,7 +28,7 @@ mod sessions;
 mod sqlite;
 mod users;
 
-pub use access_tokens::{AccessTokenRecord, AccessTokenStore};
+pub use access_tokens::{AccessTokenKey, AccessTokenRecord, AccessTokenStore};
 pub use assertion_jtis::AssertionJtiStore;
 pub use audit::{AuditEvent, AuditStore};
 pub use availability::{caused_by_unavailable_store, is_unavailable};

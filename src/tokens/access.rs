@@ -1,12 +1,15 @@
 //! Access tokens: an RFC 9068 JWT (`typ: at+jwt`) signed by Tessera, then
 //! encrypted (see [`super::jwe`]) to the resource server it is meant for.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use josekit::jwk::Jwk;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::jwe::{JweError, Recipient};
-use crate::crypto::random_token;
+use crate::crypto::Digester;
+use crate::store::access_tokens::AccessTokenKey;
 
 /// JOSE `typ` of the inner JWT (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -38,7 +41,10 @@ pub struct AccessTokenRequest<'a> {
 }
 
 impl AccessTokenClaims {
-    /// Claims with `iat` at the current second and a fresh random `jti`.
+    /// Claims with `iat` at the current second and a fresh `jti`: a UUID
+    /// of version 7 (RFC 9562), which starts with the time in milliseconds,
+    /// so that records of new tokens go to the end of the store's `jti`
+    /// index instead of a random page of it.
     pub fn new(request: &AccessTokenRequest<'_>, now: DateTime<Utc>) -> Self {
         let iat = now.timestamp();
         Self {
@@ -49,7 +55,7 @@ impl AccessTokenClaims {
             scope: request.scope.to_owned(),
             iat,
             exp: iat + request.lifetime.num_seconds(),
-            jti: random_token(),
+            jti: uuid::Uuid::now_v7().to_string(),
             auth_time: request.auth_time.map(|time| time.timestamp()),
         }
     }
@@ -70,7 +76,7 @@ pub enum MintError {
 
 /// Signs the claims with `sign` (which receives the JOSE `typ` and the
 /// JSON payload and returns a JWS in compact form), then encrypts the JWS
-/// to `recipient`.
+/// to `recipient`, with the `jti` replicated in the JWE header.
 pub fn mint<E: std::fmt::Display>(
     claims: &AccessTokenClaims,
     sign: impl FnOnce(&str, &[u8]) -> Result<String, E>,
@@ -89,7 +95,39 @@ pub fn mint_for<E: std::fmt::Display>(
         serde_json::to_vec(claims).map_err(|error| MintError::Signing(error.to_string()))?;
     let jws =
         sign(ACCESS_TOKEN_TYPE, &payload).map_err(|error| MintError::Signing(error.to_string()))?;
-    Ok(recipient.encrypt(&jws)?)
+    Ok(recipient.encrypt(&jws, Some(&claims.jti))?)
+}
+
+/// The JWE protected header's one member this module reads.
+#[derive(Deserialize)]
+struct HeaderJti {
+    jti: Option<String>,
+}
+
+/// Headers longer than this are not read: Tessera's own are under 400
+/// characters.
+const MAX_HEADER_CHARS: usize = 2048;
+
+/// Returns the `jti` that [`mint_for`] replicated in the token's protected
+/// header, read without decrypting the token. Tokens minted before it did
+/// so, and strings that are no JWE, have none.
+pub fn header_jti(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    if header.len() > MAX_HEADER_CHARS {
+        return None;
+    }
+    let json = URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice::<HeaderJti>(&json).ok()?.jti
+}
+
+/// What finds the record of a presented access token: the `jti` in its
+/// header and the digest of the whole string. The digest alone decides
+/// whether the record is this token's, so a forged header finds nothing.
+pub fn record_key(token: &str, digester: &Digester) -> AccessTokenKey {
+    AccessTokenKey {
+        jti: header_jti(token),
+        digest: digester.digest(token),
+    }
 }
 
 #[cfg(test)]
@@ -118,7 +156,9 @@ mod tests {
         let claims = AccessTokenClaims::new(&request(), now);
         assert_eq!(claims.iat, 1_800_000_000);
         assert_eq!(claims.exp - claims.iat, 600);
-        assert_eq!(claims.jti.len(), 43);
+        let jti = uuid::Uuid::parse_str(&claims.jti).unwrap();
+        assert_eq!(jti.get_version_num(), 7);
+        assert_eq!(claims.jti, jti.hyphenated().to_string());
         let json = serde_json::to_value(&claims).unwrap();
         assert!(json.get("auth_time").is_none());
     }
@@ -151,6 +191,34 @@ mod tests {
         assert_eq!(header.token_type(), Some("at+jwt"));
         let decoded: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(decoded, serde_json::to_value(&claims).unwrap());
+        assert_eq!(header_jti(&token), Some(claims.jti));
+    }
+
+    #[test]
+    fn later_claims_sort_after_earlier_ones() {
+        let now = Utc::now();
+        let jtis: Vec<String> = (0..100)
+            .map(|_| AccessTokenClaims::new(&request(), now).jti)
+            .collect();
+        let mut sorted = jtis.clone();
+        sorted.sort();
+        assert_eq!(jtis, sorted);
+    }
+
+    #[test]
+    fn header_jti_is_none_without_one() {
+        let encode = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        let no_jti = format!("{}.a.b.c.d", encode(r#"{"alg":"ECDH-ES+A256KW"}"#));
+        let number = format!("{}.a.b.c.d", encode(r#"{"jti":7}"#));
+        let long = format!(
+            "{}.a.b.c.d",
+            encode(&format!(r#"{{"jti":"{}"}}"#, "x".repeat(2000)))
+        );
+        for token in ["", "not a token", "%%%.a.b", &no_jti, &number, &long] {
+            assert_eq!(header_jti(token), None, "{token}");
+        }
+        let short = format!("{}.a.b.c.d", encode(r#"{"jti":"j-1"}"#));
+        assert_eq!(header_jti(&short).as_deref(), Some("j-1"));
     }
     /// Prints the cost of each signing algorithm, of building and reusing
     /// an encrypter per recipient key type, and of minting one token with a
@@ -224,7 +292,7 @@ mod tests {
             let reused = Recipient::new(recipient).unwrap();
             let start = std::time::Instant::now();
             for _ in 0..ROUNDS {
-                reused.encrypt("a.b.c").unwrap();
+                reused.encrypt("a.b.c", Some(&claims.jti)).unwrap();
             }
             let micros = start.elapsed().as_micros() / u128::from(ROUNDS);
             println!("{key_management} with a reused encrypter: {micros} us per encryption");

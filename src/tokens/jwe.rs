@@ -45,7 +45,7 @@ pub fn key_management_for(key: &Jwk) -> Result<&'static str, JweError> {
 /// Encrypts a signed JWT to `recipient`, with `cty: JWT` and the
 /// recipient's `kid` in the protected header.
 pub fn encrypt(jws: &str, recipient: &Jwk) -> Result<String, JweError> {
-    Recipient::new(recipient)?.encrypt(jws)
+    Recipient::new(recipient)?.encrypt(jws, None)
 }
 
 /// A recipient's encrypter, built once from its public JWK so that it can
@@ -65,13 +65,20 @@ impl Recipient {
         })
     }
 
-    /// Encrypts a signed JWT to this recipient; see [`encrypt`].
-    pub fn encrypt(&self, jws: &str) -> Result<String, JweError> {
+    /// Encrypts a signed JWT to this recipient; see [`encrypt`]. A `jti`
+    /// is replicated into the protected header (RFC 7519 section 5.3), where
+    /// the server finds it without decrypting the token.
+    pub fn encrypt(&self, jws: &str, jti: Option<&str>) -> Result<String, JweError> {
         let mut header = JweHeader::new();
         header.set_content_type("JWT");
         header.set_content_encryption(CONTENT_ENCRYPTION);
         if let Some(kid) = &self.kid {
             header.set_key_id(kid);
+        }
+        if let Some(jti) = jti {
+            header
+                .set_claim("jti", Some(jti.into()))
+                .map_err(|_| JweError::Invalid)?;
         }
         jwe::serialize_compact(jws.as_bytes(), &header, self.encrypter.as_ref())
             .map_err(|_| JweError::Invalid)

@@ -17,6 +17,7 @@ use tessera::oauth::grants::code::{exchange_code, CodeExchange};
 use tessera::oauth::grants::issue::TokenResponse;
 use tessera::oauth::grants::refresh::{refresh, RefreshRequest};
 use tessera::store::Client;
+use tessera::tokens::access::record_key;
 
 use crate::harness::{Backend, TestApp, TestStore};
 use crate::login::{add_user, fast_config};
@@ -405,11 +406,11 @@ async fn replayed_code_fails_and_revokes_its_tokens() {
         .await
         .unwrap_err();
     assert_eq!(replay.code, tessera::http::error::ErrorCode::InvalidGrant);
-    let digest = app.state.data_keys.digester.digest(&tokens.access_token);
+    let key = record_key(&tokens.access_token, &app.state.data_keys.digester);
     let record = app
         .state
         .store
-        .find_access_token(&digest)
+        .find_access_token(&key)
         .await
         .unwrap()
         .unwrap();
@@ -493,11 +494,11 @@ async fn replay_with_wrong_verifier_still_revokes() {
     let wrong = "b".repeat(43);
     let replay = exchange(&app, &client, &code, Some(&wrong)).await;
     assert!(replay.is_err());
-    let digest = app.state.data_keys.digester.digest(&tokens.access_token);
+    let key = record_key(&tokens.access_token, &app.state.data_keys.digester);
     let record = app
         .state
         .store
-        .find_access_token(&digest)
+        .find_access_token(&key)
         .await
         .unwrap()
         .unwrap();
@@ -538,15 +539,11 @@ async fn concurrent_exchanges_of_one_code_have_one_winner() {
         }
         assert_eq!(winners.len(), 1, "{backend:?}");
         // The losers were replays: the winner's tokens are revoked.
-        let digest = app
-            .state
-            .data_keys
-            .digester
-            .digest(&winners[0].access_token);
+        let key = record_key(&winners[0].access_token, &app.state.data_keys.digester);
         let record = app
             .state
             .store
-            .find_access_token(&digest)
+            .find_access_token(&key)
             .await
             .unwrap()
             .unwrap();
@@ -637,11 +634,11 @@ async fn reused_refresh_token_revokes_the_grant() {
     )
     .await;
     assert!(successor.is_err(), "the whole grant is revoked");
-    let digest = app.state.data_keys.digester.digest(&rotated.access_token);
+    let key = record_key(&rotated.access_token, &app.state.data_keys.digester);
     let record = app
         .state
         .store
-        .find_access_token(&digest)
+        .find_access_token(&key)
         .await
         .unwrap()
         .unwrap();
@@ -1244,15 +1241,14 @@ async fn token_endpoint_exchanges_codes_and_refreshes() {
     .await
     .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    let digest = app
-        .state
-        .data_keys
-        .digester
-        .digest(rotated["access_token"].as_str().unwrap());
+    let key = record_key(
+        rotated["access_token"].as_str().unwrap(),
+        &app.state.data_keys.digester,
+    );
     let record = app
         .state
         .store
-        .find_access_token(&digest)
+        .find_access_token(&key)
         .await
         .unwrap()
         .unwrap();
@@ -1318,11 +1314,11 @@ async fn resource_token_carries_only_its_servers_scopes() {
     .await
     .unwrap();
     for access_token in [&tokens.access_token, &refreshed.access_token] {
-        let digest = app.state.data_keys.digester.digest(access_token);
+        let key = record_key(access_token, &app.state.data_keys.digester);
         let record = app
             .state
             .store
-            .find_access_token(&digest)
+            .find_access_token(&key)
             .await
             .unwrap()
             .unwrap();

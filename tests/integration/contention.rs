@@ -41,6 +41,7 @@ use serde_json::Value;
 use tessera::clients::ClientMetadata;
 use tessera::config::{Config, HumanDuration, RateLimit};
 use tessera::store::{AuthorizationFilter, Client};
+use tessera::tokens::access::record_key;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -201,8 +202,8 @@ impl Shared {
         let tokens: Value = serde_json::from_str(body).unwrap();
         let access = tokens["access_token"].as_str().unwrap().to_owned();
         let state = &self.app.state;
-        let digest = state.data_keys.digester.digest(&access);
-        let record = state.store.find_access_token(&digest).await.unwrap();
+        let key = record_key(&access, &state.data_keys.digester);
+        let record = state.store.find_access_token(&key).await.unwrap();
         let issued = Issued {
             rp,
             access,
@@ -778,8 +779,8 @@ async fn check_final_state(shared: &Shared) {
         let (_, _, body) = shared.post("final", "/introspect", entry.rp, &form).await;
         let active = serde_json::from_str::<Value>(&body).unwrap()["active"] == true;
         // `rp2`'s tokens may expire before the introspection on a slow run.
-        let digest = state.data_keys.digester.digest(&fresh.access);
-        let record = store.find_access_token(&digest).await.unwrap();
+        let key = record_key(&fresh.access, &state.data_keys.digester);
+        let record = store.find_access_token(&key).await.unwrap();
         let unexpired = record.is_some_and(|record| state.clock.now() < record.expires_at);
         if !active && unexpired {
             disagreements.push(format!("refreshed, but introspection says {body}"));

@@ -89,7 +89,8 @@ async fn audience_and_owner_see_token(backend: Backend) {
         assert_eq!(seen["iat"], now);
         assert_eq!(seen["exp"], now + 600);
         assert_eq!(seen["token_type"], "Bearer");
-        assert_eq!(seen["jti"].as_str().unwrap().len(), 43);
+        let jti = uuid::Uuid::parse_str(seen["jti"].as_str().unwrap()).unwrap();
+        assert_eq!(jti.get_version_num(), 7);
     }
     // Resource server B and client two do not see it.
     for auth in [setup.as_b(), setup.as_two()] {
@@ -315,6 +316,16 @@ async fn broken_jose_tokens_at_introspection_and_revocation() {
     tokens.push(format!("{head} .{rest}"));
     tokens.push(format!("{}.{rest}", URL_SAFE_NO_PAD.encode("not json")));
     tokens.push(format!("{}.x", setup.token));
+    // The genuine header without its `jti`, and with it but another member
+    // added: a record is found only by its `jti` with the whole token's
+    // digest, and new records never by the digest alone.
+    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).unwrap()).unwrap();
+    let jti = header.as_object_mut().unwrap().remove("jti");
+    assert!(jti.is_some(), "the header carries the jti");
+    tokens.push(format!("{}.{rest}", encode(&header)));
+    header["jti"] = jti.unwrap();
+    header["x"] = json!(1);
+    tokens.push(format!("{}.{rest}", encode(&header)));
 
     for token in &tokens {
         let response = post_form(

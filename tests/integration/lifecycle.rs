@@ -9,6 +9,7 @@ use tessera::clients::ClientMetadata;
 use tessera::http::error::ErrorCode;
 use tessera::oauth::grants::issue::TokenResponse;
 use tessera::store::Client;
+use tessera::tokens::access::record_key;
 
 use crate::admin_cli::tessera;
 use crate::authorize::{
@@ -246,13 +247,8 @@ async fn deleted_client_tokens_are_revoked(backend: Backend) {
     assert_eq!(deleted["revoked_access_tokens"], 1);
 
     let store = setup.app.state.store.as_ref();
-    let digest = setup
-        .app
-        .state
-        .data_keys
-        .digester
-        .digest(&tokens.access_token);
-    let record = store.find_access_token(&digest).await.unwrap().unwrap();
+    let key = record_key(&tokens.access_token, &setup.app.state.data_keys.digester);
+    let record = store.find_access_token(&key).await.unwrap().unwrap();
     assert!(record.revoked_at.is_some());
     let filter = tessera::store::AuthorizationFilter::client(client);
     assert!(store.consents(&filter).await.unwrap().is_empty());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use tessera::crypto::{DataKeyError, DataKeys, MasterKey};
 use tessera::store::group_commit::AccessTokenWriter;
-use tessera::store::{self, AccessTokenRecord, StoreError, WrappedDataKey};
+use tessera::store::{self, AccessTokenKey, AccessTokenRecord, StoreError, WrappedDataKey};
 
 use crate::harness::TestStore;
 use crate::key_store::{
@@ -59,7 +59,8 @@ conformance!(
     data_keys_are_shared_and_survive_rotation,
     wrong_master_key_is_rejected,
     access_token_record_round_trips,
-    access_token_digest_is_unique,
+    access_token_jti_is_unique,
+    access_token_from_before_header_jti_is_found_by_digest,
     access_token_revoke_needs_owner,
     access_tokens_insert_as_one_batch,
     failed_access_token_batch_stores_nothing,
@@ -401,27 +402,90 @@ fn record(jti: &str, grant: Option<&str>, expires_in: i64) -> AccessTokenRecord 
     }
 }
 
+/// The key of a record made by [`record`] or with its digest convention.
+pub(crate) fn token_key(jti: &str) -> AccessTokenKey {
+    AccessTokenKey::new(jti, &format!("digest-{jti}"))
+}
+
+fn key_of(record: &AccessTokenRecord) -> AccessTokenKey {
+    AccessTokenKey::new(&record.jti, &record.digest)
+}
+
 async fn access_token_record_round_trips(test: TestStore) {
     let stored = record("jti-1", Some("grant-1"), 600);
     test.store.insert_access_token(&stored).await.unwrap();
-    let found = test.store.find_access_token("digest-jti-1").await.unwrap();
+    let found = test
+        .store
+        .find_access_token(&token_key("jti-1"))
+        .await
+        .unwrap();
     assert_eq!(found, Some(stored.clone()));
     assert!(found.unwrap().is_active(at(599)));
     assert!(!stored.is_active(at(600)));
-    assert_eq!(
-        test.store.find_access_token("digest-other").await.unwrap(),
-        None
-    );
+    let misses = [
+        token_key("other"),
+        // Another token's digest under this `jti`, as in a forged header.
+        AccessTokenKey::new("jti-1", "digest-other"),
+        // A token without a `jti` in its header finds only records made
+        // before tokens carried one.
+        AccessTokenKey {
+            jti: None,
+            digest: "digest-jti-1".to_owned(),
+        },
+    ];
+    for key in misses {
+        let found = test.store.find_access_token(&key).await.unwrap();
+        assert_eq!(found, None, "{key:?}");
+    }
 }
 
-async fn access_token_digest_is_unique(test: TestStore) {
+async fn access_token_jti_is_unique(test: TestStore) {
     test.store
         .insert_access_token(&record("jti-1", None, 600))
         .await
         .unwrap();
     let mut clash = record("jti-2", None, 600);
-    clash.digest = "digest-jti-1".to_owned();
+    clash.jti = "jti-1".to_owned();
     assert!(test.store.insert_access_token(&clash).await.is_err());
+}
+
+/// Records from before tokens carried their `jti` in the JWE header are
+/// marked by the migration and found, or revoked, by digest alone.
+async fn access_token_from_before_header_jti_is_found_by_digest(test: TestStore) {
+    for jti in ["old-1", "old-2", "new-1"] {
+        let stored = record(jti, None, 600);
+        test.store.insert_access_token(&stored).await.unwrap();
+    }
+    let mark = "UPDATE access_tokens SET lookup_by_digest = TRUE WHERE jti LIKE 'old-%'";
+    run_sql(&test.url, mark).await;
+    let by_digest = |jti: &str| AccessTokenKey {
+        jti: None,
+        digest: format!("digest-{jti}"),
+    };
+
+    let found = test.store.find_access_token(&by_digest("old-1")).await;
+    assert_eq!(
+        found.unwrap().map(|record| record.jti).as_deref(),
+        Some("old-1")
+    );
+    let found = test.store.find_access_token(&token_key("old-1")).await;
+    assert!(found.unwrap().is_some(), "a header jti finds it too");
+    let found = test.store.find_access_token(&by_digest("new-1")).await;
+    assert_eq!(found.unwrap(), None);
+
+    let store = test.store.as_ref();
+    let revoke = |key| async move {
+        store
+            .revoke_access_token(&key, "client-a", at(5))
+            .await
+            .unwrap()
+    };
+    assert!(!revoke(by_digest("new-1")).await);
+    assert!(revoke(by_digest("old-2")).await);
+    let old = test.store.find_access_token(&token_key("old-2")).await;
+    assert_eq!(old.unwrap().unwrap().revoked_at, Some(at(5)));
+    let new = test.store.find_access_token(&token_key("new-1")).await;
+    assert_eq!(new.unwrap().unwrap().revoked_at, None);
 }
 
 async fn access_tokens_insert_as_one_batch(test: TestStore) {
@@ -432,7 +496,7 @@ async fn access_tokens_insert_as_one_batch(test: TestStore) {
     records[9].revoked_at = Some(at(30));
     test.store.insert_access_tokens(&records).await.unwrap();
     for stored in &records {
-        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        let found = test.store.find_access_token(&key_of(stored)).await.unwrap();
         assert_eq!(found.as_ref(), Some(stored));
     }
 }
@@ -441,14 +505,10 @@ async fn failed_access_token_batch_stores_nothing(test: TestStore) {
     let mut records: Vec<AccessTokenRecord> = (0..3)
         .map(|n| record(&format!("jti-{n}"), None, 600))
         .collect();
-    records[2].digest = records[0].digest.clone();
+    records[2].jti = records[0].jti.clone();
     assert!(test.store.insert_access_tokens(&records).await.is_err());
     for jti in ["jti-0", "jti-1"] {
-        let found = test
-            .store
-            .find_access_token(&format!("digest-{jti}"))
-            .await
-            .unwrap();
+        let found = test.store.find_access_token(&token_key(jti)).await.unwrap();
         assert_eq!(found, None, "{jti} was stored by a failed batch");
     }
 }
@@ -480,12 +540,12 @@ async fn group_commit_stores_concurrent_records(test: TestStore) {
     let results = insert_concurrently(&writer, records.clone()).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     for stored in &records {
-        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        let found = test.store.find_access_token(&key_of(stored)).await.unwrap();
         assert_eq!(found.as_ref(), Some(stored));
     }
 }
 
-/// Checks that a record whose digest is taken fails alone, and that the
+/// Checks that a record whose `jti` is taken fails alone, and that the
 /// records committed in the same group as it are stored all the same.
 async fn group_commit_fails_only_the_bad_record(test: TestStore) {
     test.store
@@ -496,15 +556,15 @@ async fn group_commit_fails_only_the_bad_record(test: TestStore) {
     let mut records: Vec<AccessTokenRecord> = (0..100)
         .map(|n| record(&format!("jti-{n}"), None, 600))
         .collect();
-    records[50].digest = "digest-taken".to_owned();
+    records[50].jti = "taken".to_owned();
     let results = insert_concurrently(&writer, records.clone()).await;
     for (index, (stored, result)) in records.iter().zip(&results).enumerate() {
         if index == 50 {
-            assert!(result.is_err(), "the duplicate digest was accepted");
+            assert!(result.is_err(), "the duplicate jti was accepted");
             continue;
         }
         assert!(result.is_ok(), "record {index}: {result:?}");
-        let found = test.store.find_access_token(&stored.digest).await.unwrap();
+        let found = test.store.find_access_token(&key_of(stored)).await.unwrap();
         assert_eq!(found.as_ref(), Some(stored));
     }
 }
@@ -516,12 +576,18 @@ async fn access_token_revoke_needs_owner(test: TestStore) {
         .unwrap();
     let by_other = test
         .store
-        .revoke_access_token("digest-jti-1", "client-b", at(5))
+        .revoke_access_token(&token_key("jti-1"), "client-b", at(5))
         .await;
     assert!(!by_other.unwrap());
+    let forged = AccessTokenKey::new("jti-1", "digest-other");
+    let by_forged = test
+        .store
+        .revoke_access_token(&forged, "client-a", at(5))
+        .await;
+    assert!(!by_forged.unwrap());
     let found = test
         .store
-        .find_access_token("digest-jti-1")
+        .find_access_token(&token_key("jti-1"))
         .await
         .unwrap()
         .unwrap();
@@ -529,12 +595,12 @@ async fn access_token_revoke_needs_owner(test: TestStore) {
 
     let by_owner = test
         .store
-        .revoke_access_token("digest-jti-1", "client-a", at(6))
+        .revoke_access_token(&token_key("jti-1"), "client-a", at(6))
         .await;
     assert!(by_owner.unwrap());
     let found = test
         .store
-        .find_access_token("digest-jti-1")
+        .find_access_token(&token_key("jti-1"))
         .await
         .unwrap()
         .unwrap();
@@ -542,7 +608,7 @@ async fn access_token_revoke_needs_owner(test: TestStore) {
     assert!(!found.is_active(at(7)));
     let again = test
         .store
-        .revoke_access_token("digest-jti-1", "client-a", at(8))
+        .revoke_access_token(&token_key("jti-1"), "client-a", at(8))
         .await;
     assert!(!again.unwrap());
 }
@@ -574,11 +640,7 @@ async fn grant_revocation_covers_its_tokens(test: TestStore) {
         0
     );
     for (jti, revoked) in [("a", true), ("b", true), ("c", false), ("d", false)] {
-        let found = test
-            .store
-            .find_access_token(&format!("digest-{jti}"))
-            .await
-            .unwrap();
+        let found = test.store.find_access_token(&token_key(jti)).await.unwrap();
         assert_eq!(found.unwrap().revoked_at.is_some(), revoked, "{jti}");
     }
 }
@@ -600,7 +662,7 @@ async fn prune_removes_only_expired_in_batches(test: TestStore) {
     assert_eq!(test.store.prune_access_tokens(at(120), 3).await.unwrap(), 0);
     assert!(test
         .store
-        .find_access_token("digest-fresh")
+        .find_access_token(&token_key("fresh"))
         .await
         .unwrap()
         .is_some());
@@ -712,7 +774,7 @@ async fn maintenance_prunes_past_one_batch(test: TestStore) {
     assert_eq!(kept[0].kind, "login.lockout");
     assert!(test
         .store
-        .find_access_token("digest-fresh")
+        .find_access_token(&token_key("fresh"))
         .await
         .unwrap()
         .is_some());

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tessera::clients::ClientMetadata;
 use tessera::keys::{KeyAlg, SigningAlg};
 use tessera::resources::ResourceRequest;
+use tessera::tokens::access::record_key;
 
 use crate::harness::Backend;
 use crate::oauth_support::{
@@ -124,7 +125,11 @@ async fn issued_tokens_open_with_node_jose() {
         assert_eq!(claims["scope"], scope);
         assert_eq!(claims["iat"], now);
         assert_eq!(claims["exp"], now + lifetime);
-        assert_eq!(claims["jti"].as_str().unwrap().len(), 43);
+        // A time-ordered UUID, repeated in the JWE header (RFC 7519
+        // section 5.3) for the record lookup.
+        let jti = uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).unwrap();
+        assert_eq!(jti.get_version_num(), 7);
+        assert_eq!(outer["jti"], claims["jti"]);
         let mut members: Vec<&String> = claims.as_object().unwrap().keys().collect();
         members.sort();
         assert_eq!(
@@ -141,9 +146,10 @@ async fn issued_tokens_open_with_node_jose() {
             ]
         );
 
-        // The record is found by the digest of the whole token string.
-        let digest = oauth.app.state.data_keys.digester.digest(&access_token);
-        let record = oauth.app.state.store.find_access_token(&digest).await;
+        // The record is found by the `jti` in the JWE header and the digest
+        // of the whole token string.
+        let key = record_key(&access_token, &oauth.app.state.data_keys.digester);
+        let record = oauth.app.state.store.find_access_token(&key).await;
         let record = record.unwrap().expect("the token is recorded");
         assert_eq!(record.jti, claims["jti"].as_str().unwrap());
         assert_eq!(record.audience, resource.identifier);
@@ -166,8 +172,8 @@ async fn token_is_recorded(backend: Backend) {
     )
     .await;
     let issued = access_token(&oauth, Auth::Post(&client.id, &client.secret), &[]).await;
-    let digest = oauth.app.state.data_keys.digester.digest(&issued);
-    let record = oauth.app.state.store.find_access_token(&digest).await;
+    let key = record_key(&issued, &oauth.app.state.data_keys.digester);
+    let record = oauth.app.state.store.find_access_token(&key).await;
     let record = record.unwrap().expect("the token is recorded");
     assert_eq!(record.client_id, client.id);
     assert_eq!(record.subject, client.id);

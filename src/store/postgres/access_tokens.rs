@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::PostgresStore;
-use crate::store::access_tokens::{AccessTokenRecord, AccessTokenStore};
+use crate::store::access_tokens::{AccessTokenKey, AccessTokenRecord, AccessTokenStore};
 use crate::store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -76,7 +76,7 @@ impl AccessTokenStore for PostgresStore {
 
     async fn find_access_token(
         &self,
-        digest: &str,
+        key: &AccessTokenKey,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
         // A token recorded while its grant was being revoked can miss the
         // revocation's update, so the grant's revocation counts too.
@@ -85,9 +85,16 @@ impl AccessTokenStore for PostgresStore {
                  a.audience, a.scope, a.issued_at, a.expires_at,
                  COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
              FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE a.digest = $1",
+             WHERE a.jti = $1 AND a.digest = $2
+             UNION ALL
+             SELECT a.jti, a.digest, a.client_id, a.subject, a.grant_id, a.grant_type,
+                 a.audience, a.scope, a.issued_at, a.expires_at,
+                 COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
+             FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+             WHERE $1::text IS NULL AND a.digest = $2 AND a.lookup_by_digest",
         )
-        .bind(digest)
+        .bind(key.jti.as_deref())
+        .bind(&key.digest)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(AccessTokenRecord::from))
@@ -95,15 +102,20 @@ impl AccessTokenStore for PostgresStore {
 
     async fn revoke_access_token(
         &self,
-        digest: &str,
+        key: &AccessTokenKey,
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $3
-             WHERE digest = $1 AND client_id = $2 AND revoked_at IS NULL",
+            "UPDATE access_tokens SET revoked_at = $4
+             WHERE client_id = $3 AND revoked_at IS NULL AND jti IN (
+                 SELECT jti FROM access_tokens WHERE jti = $1 AND digest = $2
+                 UNION ALL
+                 SELECT jti FROM access_tokens
+                 WHERE $1::text IS NULL AND digest = $2 AND lookup_by_digest)",
         )
-        .bind(digest)
+        .bind(key.jti.as_deref())
+        .bind(&key.digest)
         .bind(client_id)
         .bind(now)
         .execute(&self.pool)

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use tessera::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, AuthorizationFilter, CodeConsumption, GrantRecord,
-    PendingAuthorization, RefreshRotation, RefreshTokenRecord,
+    AccessTokenKey, AccessTokenRecord, AuthorizationCodeRecord, AuthorizationFilter,
+    CodeConsumption, GrantRecord, PendingAuthorization, RefreshRotation, RefreshTokenRecord,
 };
 
+use super::token_key;
 use crate::harness::TestStore;
 
 conformance!(
@@ -303,7 +304,11 @@ async fn grant_revocation_removes_refresh_and_access_tokens(test: TestStore) {
         .await
         .unwrap();
     assert_eq!(rotation, RefreshRotation::Unknown);
-    let record = store.find_access_token("a1").await.unwrap().unwrap();
+    let record = store
+        .find_access_token(&AccessTokenKey::new("j1", "a1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.revoked_at, Some(at(5)));
 }
 
@@ -436,13 +441,13 @@ async fn grants_revoked_by_filter_take_their_tokens(test: TestStore) {
 
     let refresh = store.refresh_token("r-g-alice-rp1", "rp1", at(7)).await;
     assert_eq!(refresh.unwrap(), None);
-    let token = store.find_access_token("digest-a-g-alice-rp1").await;
+    let token = store.find_access_token(&token_key("a-g-alice-rp1")).await;
     assert_eq!(token.unwrap().unwrap().revoked_at, Some(at(5)));
     for untouched in ["g-alice-rp2", "g-bob-rp1"] {
         let record = store.grant(untouched).await.unwrap().unwrap();
         assert_eq!(record.revoked_at, None, "{untouched}");
-        let digest = format!("digest-a-{untouched}");
-        let token = store.find_access_token(&digest).await.unwrap().unwrap();
+        let key = token_key(&format!("a-{untouched}"));
+        let token = store.find_access_token(&key).await.unwrap().unwrap();
         assert_eq!(token.revoked_at, None, "{untouched}");
     }
 
@@ -473,9 +478,17 @@ async fn client_access_tokens_are_revoked_together(test: TestStore) {
             .unwrap(),
         0
     );
-    let other = store.find_access_token("digest-a3").await.unwrap().unwrap();
+    let other = store
+        .find_access_token(&token_key("a3"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(other.revoked_at, None);
-    let first = store.find_access_token("digest-a1").await.unwrap().unwrap();
+    let first = store
+        .find_access_token(&token_key("a1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.revoked_at, Some(at(3)));
 }
 
@@ -494,23 +507,24 @@ async fn access_token_recorded_after_revocation_reads_revoked(test: TestStore) {
     }
 
     let late = store
-        .find_access_token("digest-late")
+        .find_access_token(&token_key("late"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(late.revoked_at, Some(at(5)));
     assert_eq!(late.grant_id.as_deref(), Some("g-revoked"));
-    for untouched in ["digest-live", "digest-no-grant"] {
-        let record = store.find_access_token(untouched).await.unwrap().unwrap();
+    for untouched in ["live", "no-grant"] {
+        let key = token_key(untouched);
+        let record = store.find_access_token(&key).await.unwrap().unwrap();
         assert_eq!(record.revoked_at, None, "{untouched}");
     }
     // The token's own revocation comes first.
     assert!(store
-        .revoke_access_token("digest-live", "rp1", at(7))
+        .revoke_access_token(&token_key("live"), "rp1", at(7))
         .await
         .unwrap());
     let live = store
-        .find_access_token("digest-live")
+        .find_access_token(&token_key("live"))
         .await
         .unwrap()
         .unwrap();
