@@ -26,10 +26,11 @@ pub struct AccessTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// What finds a token's record (`crate::tokens::access::record_key`).
-/// Records are looked up by `jti` and must match `digest` as well. Tokens
-/// minted before the `jti` was replicated in their JWE header have none
-/// here; their records, and only theirs, are found by digest alone.
+/// The lookup key of a presented token's record, built by
+/// `crate::tokens::access::record_key`. Records are looked up by `jti` and
+/// must match `digest` as well. Tokens minted before the `jti` was
+/// replicated in their JWE header have none here, so their records, and
+/// only theirs, are found by digest alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessTokenKey {
     pub jti: Option<String>,
@@ -37,7 +38,7 @@ pub struct AccessTokenKey {
 }
 
 impl AccessTokenKey {
-    /// The key of a token whose header carries `jti`.
+    /// Builds the key of a token whose header carries `jti`.
     pub fn new(jti: &str, digest: &str) -> Self {
         Self {
             jti: Some(jti.to_owned()),

@@ -41,9 +41,9 @@ pub struct AccessTokenRequest<'a> {
 }
 
 impl AccessTokenClaims {
-    /// Claims with `iat` at the current second and a fresh `jti`: a UUID
-    /// of version 7 (RFC 9562), which starts with the time in milliseconds,
-    /// so that records of new tokens go to the end of the store's `jti`
+    /// Claims with `iat` at the current second and a fresh `jti`. The
+    /// `jti` is a UUID of version 7 (RFC 9562), which starts with the time
+    /// in milliseconds, so new records go to the end of the store's `jti`
     /// index instead of a random page of it.
     pub fn new(request: &AccessTokenRequest<'_>, now: DateTime<Utc>) -> Self {
         let iat = now.timestamp();
@@ -120,9 +120,9 @@ pub fn header_jti(token: &str) -> Option<String> {
     serde_json::from_slice::<HeaderJti>(&json).ok()?.jti
 }
 
-/// What finds the record of a presented access token: the `jti` in its
-/// header and the digest of the whole string. The digest alone decides
-/// whether the record is this token's, so a forged header finds nothing.
+/// Builds the lookup key of a presented access token: the `jti` in its
+/// header and the digest of the whole string. A record must match both,
+/// so a forged header finds nothing.
 pub fn record_key(token: &str, digester: &Digester) -> AccessTokenKey {
     AccessTokenKey {
         jti: header_jti(token),

@@ -402,7 +402,8 @@ fn record(jti: &str, grant: Option<&str>, expires_in: i64) -> AccessTokenRecord 
     }
 }
 
-/// The key of a record made by [`record`] or with its digest convention.
+/// Builds the key of a record made by [`record`] or with its digest
+/// convention.
 pub(crate) fn token_key(jti: &str) -> AccessTokenKey {
     AccessTokenKey::new(jti, &format!("digest-{jti}"))
 }
