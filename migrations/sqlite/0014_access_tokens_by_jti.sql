@@ -4,9 +4,11 @@
 -- `digest` wrote one random page per token. A record must still match
 -- the digest of the presented token.
 --
--- Tokens issued before this migration have no `jti` in their header:
--- their records are marked `lookup_by_digest` and found by digest alone,
--- through an index that holds only them. They leave it as they expire.
+-- Tokens without a `jti` in their header, issued before this migration
+-- or by an older release still running beside a newer one, have records
+-- marked `lookup_by_digest`: the column's default, which this release's
+-- inserts override. Those records are found by digest alone, through an
+-- index that holds only them, and leave it as they expire.
 CREATE TABLE access_tokens_by_jti (
     jti TEXT NOT NULL UNIQUE,
     digest TEXT NOT NULL,
@@ -19,12 +21,12 @@ CREATE TABLE access_tokens_by_jti (
     issued_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     revoked_at INTEGER,
-    lookup_by_digest INTEGER NOT NULL DEFAULT 0
+    lookup_by_digest INTEGER NOT NULL DEFAULT 1
 );
 INSERT INTO access_tokens_by_jti (jti, digest, client_id, subject, grant_id, grant_type,
-    audience, scope, issued_at, expires_at, revoked_at, lookup_by_digest)
+    audience, scope, issued_at, expires_at, revoked_at)
 SELECT jti, digest, client_id, subject, grant_id, grant_type, audience, scope, issued_at,
-    expires_at, revoked_at, 1
+    expires_at, revoked_at
 FROM access_tokens;
 DROP TABLE access_tokens;
 ALTER TABLE access_tokens_by_jti RENAME TO access_tokens;

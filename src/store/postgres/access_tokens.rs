@@ -53,10 +53,10 @@ impl AccessTokenStore for PostgresStore {
         }
         sqlx::query(
             "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
-                 audience, scope, issued_at, expires_at, revoked_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
-                 $11::timestamptz[])",
+                 audience, scope, issued_at, expires_at, revoked_at, lookup_by_digest)
+             SELECT *, FALSE FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                 $10::timestamptz[], $11::timestamptz[])",
         )
         .bind(column(records, |record| record.jti.as_str()))
         .bind(column(records, |record| record.digest.as_str()))

@@ -86,11 +86,11 @@ impl AccessTokenStore for SqliteStore {
             .map_err(|error| StoreError::Database(sqlx::Error::Encode(Box::new(error))))?;
         sqlx::query(
             "INSERT INTO access_tokens (jti, digest, client_id, subject, grant_id, grant_type,
-                 audience, scope, issued_at, expires_at, revoked_at)
+                 audience, scope, issued_at, expires_at, revoked_at, lookup_by_digest)
              SELECT value ->> 'jti', value ->> 'digest', value ->> 'client_id',
                  value ->> 'subject', value ->> 'grant_id', value ->> 'grant_type',
                  value ->> 'audience', value ->> 'scope', value ->> 'issued_at',
-                 value ->> 'expires_at', value ->> 'revoked_at'
+                 value ->> 'expires_at', value ->> 'revoked_at', 0
              FROM json_each(?1)",
         )
         .bind(rows)
