@@ -110,14 +110,18 @@ const MAX_HEADER_CHARS: usize = 2048;
 
 /// Returns the `jti` that [`mint_for`] replicated in the token's protected
 /// header, read without decrypting the token. Tokens minted before it did
-/// so, and strings that are no JWE, have none.
+/// so, strings that are no JWE, and headers whose `jti` is not a UUID in
+/// the hyphenated lowercase form that Tessera mints have none. That keeps
+/// characters PostgreSQL's `text` rejects, such as NUL, out of the lookup.
 pub fn header_jti(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
     if header.len() > MAX_HEADER_CHARS {
         return None;
     }
     let json = URL_SAFE_NO_PAD.decode(header).ok()?;
-    serde_json::from_slice::<HeaderJti>(&json).ok()?.jti
+    let jti = serde_json::from_slice::<HeaderJti>(&json).ok()?.jti?;
+    let uuid = uuid::Uuid::try_parse(&jti).ok()?;
+    (uuid.hyphenated().to_string() == jti).then_some(jti)
 }
 
 /// Builds the lookup key of a presented access token: the `jti` in its
@@ -206,20 +210,30 @@ mod tests {
     }
 
     #[test]
-    fn header_jti_is_none_without_one() {
+    fn header_jti_is_none_without_uuid() {
         let encode = |json: &str| URL_SAFE_NO_PAD.encode(json);
-        let no_jti = format!("{}.a.b.c.d", encode(r#"{"alg":"ECDH-ES+A256KW"}"#));
-        let number = format!("{}.a.b.c.d", encode(r#"{"jti":7}"#));
-        let long = format!(
-            "{}.a.b.c.d",
-            encode(&format!(r#"{{"jti":"{}"}}"#, "x".repeat(2000)))
-        );
-        for token in ["", "not a token", "%%%.a.b", &no_jti, &number, &long] {
+        let with_jti = |jti: &str| format!("{}.a.b.c.d", encode(&format!(r#"{{"jti":"{jti}"}}"#)));
+        let uuid = "01934b6e-8f3a-7c41-9a2b-3c4d5e6f7a8b";
+        let cases = [
+            String::new(),
+            "not a token".to_owned(),
+            "%%%.a.b".to_owned(),
+            format!("{}.a.b.c.d", encode(r#"{"alg":"ECDH-ES+A256KW"}"#)),
+            format!("{}.a.b.c.d", encode(r#"{"jti":7}"#)),
+            with_jti(&"x".repeat(2000)),
+            with_jti("j-1"),
+            with_jti(r"\u0000"),
+            with_jti(&format!(r"{uuid}\u0000")),
+            with_jti(&uuid.to_uppercase()),
+            with_jti(&uuid.replace('-', "")),
+            with_jti(&format!("{{{uuid}}}")),
+        ];
+        for token in &cases {
             assert_eq!(header_jti(token), None, "{token}");
         }
-        let short = format!("{}.a.b.c.d", encode(r#"{"jti":"j-1"}"#));
-        assert_eq!(header_jti(&short).as_deref(), Some("j-1"));
+        assert_eq!(header_jti(&with_jti(uuid)).as_deref(), Some(uuid));
     }
+
     /// Prints the cost of each signing algorithm, of building and reusing
     /// an encrypter per recipient key type, and of minting one token with a
     /// reused encrypter. Run with

@@ -285,11 +285,20 @@ fn encode(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
+#[tokio::test]
+async fn broken_jose_tokens_on_sqlite() {
+    broken_jose_tokens_at_introspection_and_revocation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn broken_jose_tokens_on_postgres() {
+    broken_jose_tokens_at_introspection_and_revocation(Backend::Postgres).await;
+}
+
 /// Tokens with broken or unsigned JOSE headers: never a 5xx, never active,
 /// never revoking anything.
-#[tokio::test]
-async fn broken_jose_tokens_at_introspection_and_revocation() {
-    let setup = setup(Backend::Sqlite).await;
+async fn broken_jose_tokens_at_introspection_and_revocation(backend: Backend) {
+    let setup = setup(backend).await;
     let claims = encode(&json!({ "iss": setup.oauth.issuer(), "sub": "u1" }));
     let mut tokens = Vec::new();
     for alg in ["none", "None", "NONE", "nOnE"] {
@@ -323,9 +332,17 @@ async fn broken_jose_tokens_at_introspection_and_revocation() {
     let jti = header.as_object_mut().unwrap().remove("jti");
     assert!(jti.is_some(), "the header carries the jti");
     tokens.push(format!("{}.{rest}", encode(&header)));
-    header["jti"] = jti.unwrap();
+    let jti = jti.unwrap();
+    header["jti"] = jti.clone();
     header["x"] = json!(1);
     tokens.push(format!("{}.{rest}", encode(&header)));
+    // PostgreSQL's text cannot hold NUL, so such a `jti` must not reach it.
+    header["jti"] = json!(format!("{}\u{0}", jti.as_str().unwrap()));
+    tokens.push(format!("{}.{rest}", encode(&header)));
+    tokens.push(format!(
+        "{}.e30.AA.AA.AA",
+        encode(&json!({ "jti": "\u{0}" }))
+    ));
 
     for token in &tokens {
         let response = post_form(
