@@ -110,13 +110,11 @@ impl AccessTokenStore for SqliteStore {
                  a.audience, a.scope, a.issued_at, a.expires_at,
                  COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
              FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE a.jti = ?1 AND a.digest = ?2
-             UNION ALL
-             SELECT a.jti, a.digest, a.client_id, a.subject, a.grant_id, a.grant_type,
-                 a.audience, a.scope, a.issued_at, a.expires_at,
-                 COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
-             FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE ?1 IS NULL AND a.digest = ?2 AND a.lookup_by_digest = 1",
+             WHERE a.rowid IN (
+                 SELECT rowid FROM access_tokens WHERE jti = ?1 AND digest = ?2
+                 UNION ALL
+                 SELECT rowid FROM access_tokens
+                 WHERE ?1 IS NULL AND digest = ?2 AND lookup_by_digest = 1)",
         )
         .bind(key.jti.as_deref())
         .bind(&key.digest)
