@@ -40,6 +40,24 @@ impl From<Row> for AccessTokenRecord {
     }
 }
 
+impl PostgresStore {
+    /// Returns the `jti` of the record `key` finds: the key's own, or for a
+    /// token without one in its header, that of the record marked to be
+    /// found by digest. The caller still matches the digest.
+    async fn record_jti(&self, key: &AccessTokenKey) -> Result<Option<String>, StoreError> {
+        if let Some(jti) = &key.jti {
+            return Ok(Some(jti.clone()));
+        }
+        let jti = sqlx::query_scalar(
+            "SELECT jti FROM access_tokens WHERE digest = $1 AND lookup_by_digest",
+        )
+        .bind(&key.digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(jti)
+    }
+}
+
 #[async_trait]
 impl AccessTokenStore for PostgresStore {
     /// Binds one array per column and inserts their rows with `UNNEST`,
@@ -78,6 +96,9 @@ impl AccessTokenStore for PostgresStore {
         &self,
         key: &AccessTokenKey,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let Some(jti) = self.record_jti(key).await? else {
+            return Ok(None);
+        };
         // A token recorded while its grant was being revoked can miss the
         // revocation's update, so the grant's revocation counts too.
         let row: Option<Row> = sqlx::query_as(
@@ -85,13 +106,9 @@ impl AccessTokenStore for PostgresStore {
                  a.audience, a.scope, a.issued_at, a.expires_at,
                  COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
              FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE a.jti IN (
-                 SELECT jti FROM access_tokens WHERE jti = $1 AND digest = $2
-                 UNION ALL
-                 SELECT jti FROM access_tokens
-                 WHERE $1::text IS NULL AND digest = $2 AND lookup_by_digest)",
+             WHERE a.jti = $1 AND a.digest = $2",
         )
-        .bind(key.jti.as_deref())
+        .bind(jti)
         .bind(&key.digest)
         .fetch_optional(&self.pool)
         .await?;
@@ -104,15 +121,14 @@ impl AccessTokenStore for PostgresStore {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let Some(jti) = self.record_jti(key).await? else {
+            return Ok(false);
+        };
         let result = sqlx::query(
             "UPDATE access_tokens SET revoked_at = $4
-             WHERE client_id = $3 AND revoked_at IS NULL AND jti IN (
-                 SELECT jti FROM access_tokens WHERE jti = $1 AND digest = $2
-                 UNION ALL
-                 SELECT jti FROM access_tokens
-                 WHERE $1::text IS NULL AND digest = $2 AND lookup_by_digest)",
+             WHERE jti = $1 AND digest = $2 AND client_id = $3 AND revoked_at IS NULL",
         )
-        .bind(key.jti.as_deref())
+        .bind(jti)
         .bind(&key.digest)
         .bind(client_id)
         .bind(now)

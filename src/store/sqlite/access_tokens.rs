@@ -76,6 +76,24 @@ impl<'a> From<&'a AccessTokenRecord> for JsonRow<'a> {
     }
 }
 
+impl SqliteStore {
+    /// Returns the `jti` of the record `key` finds: the key's own, or for a
+    /// token without one in its header, that of the record marked to be
+    /// found by digest. The caller still matches the digest.
+    async fn record_jti(&self, key: &AccessTokenKey) -> Result<Option<String>, StoreError> {
+        if let Some(jti) = &key.jti {
+            return Ok(Some(jti.clone()));
+        }
+        let jti = sqlx::query_scalar(
+            "SELECT jti FROM access_tokens WHERE digest = ?1 AND lookup_by_digest = 1",
+        )
+        .bind(&key.digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(jti)
+    }
+}
+
 #[async_trait]
 impl AccessTokenStore for SqliteStore {
     /// Sends the records as one JSON array that `json_each` turns into
@@ -103,6 +121,9 @@ impl AccessTokenStore for SqliteStore {
         &self,
         key: &AccessTokenKey,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let Some(jti) = self.record_jti(key).await? else {
+            return Ok(None);
+        };
         // A token recorded while its grant was being revoked can miss the
         // revocation's update, so the grant's revocation counts too.
         let row: Option<Row> = sqlx::query_as(
@@ -110,13 +131,9 @@ impl AccessTokenStore for SqliteStore {
                  a.audience, a.scope, a.issued_at, a.expires_at,
                  COALESCE(a.revoked_at, g.revoked_at) AS revoked_at
              FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE a.rowid IN (
-                 SELECT rowid FROM access_tokens WHERE jti = ?1 AND digest = ?2
-                 UNION ALL
-                 SELECT rowid FROM access_tokens
-                 WHERE ?1 IS NULL AND digest = ?2 AND lookup_by_digest = 1)",
+             WHERE a.jti = ?1 AND a.digest = ?2",
         )
-        .bind(key.jti.as_deref())
+        .bind(jti)
         .bind(&key.digest)
         .fetch_optional(&self.pool)
         .await?;
@@ -129,15 +146,14 @@ impl AccessTokenStore for SqliteStore {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let Some(jti) = self.record_jti(key).await? else {
+            return Ok(false);
+        };
         let result = sqlx::query(
             "UPDATE access_tokens SET revoked_at = ?4
-             WHERE client_id = ?3 AND revoked_at IS NULL AND rowid IN (
-                 SELECT rowid FROM access_tokens WHERE jti = ?1 AND digest = ?2
-                 UNION ALL
-                 SELECT rowid FROM access_tokens
-                 WHERE ?1 IS NULL AND digest = ?2 AND lookup_by_digest = 1)",
+             WHERE jti = ?1 AND digest = ?2 AND client_id = ?3 AND revoked_at IS NULL",
         )
-        .bind(key.jti.as_deref())
+        .bind(jti)
         .bind(&key.digest)
         .bind(client_id)
         .bind(to_millis(now))
