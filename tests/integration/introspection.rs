@@ -285,6 +285,26 @@ fn encode(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
+/// The resource server's `kid` goes into each token's JWE header beside
+/// the `jti`, and nothing limits its length.
+#[tokio::test]
+async fn token_with_long_kid_is_found() {
+    let oauth = OauthApp::spawn(Backend::Sqlite).await;
+    let identifier = format!("https://long.test/{}", "k".repeat(3000));
+    add_resource(&oauth, &identifier, &["long.read"]).await;
+    let client = add_client(&oauth, service("client_secret_basic", "long.read", None)).await;
+    let auth = || Auth::Basic(&client.id, &client.secret);
+    let token = access_token(&oauth, auth(), &[("resource", &identifier)]).await;
+    let (header, _) = token.split_once('.').unwrap();
+    assert!(header.len() > 4000, "the header holds the kid");
+
+    let seen = introspect(&oauth, auth(), &token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    let response = post_form(&oauth, "/revoke", auth(), &[("token", &token)]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(introspect(&oauth, auth(), &token).await, inactive());
+}
+
 #[tokio::test]
 async fn broken_jose_tokens_on_sqlite() {
     broken_jose_tokens_at_introspection_and_revocation(Backend::Sqlite).await;
