@@ -20,6 +20,11 @@ pub use fetch::{url_allowed, FetchError, KeySetFetcher, FETCH_COOLDOWN};
 /// JWK members that only a private or symmetric key has (RFC 7518 section 6).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// Maximum `kid` length accepted, in bytes. RFC 7517 sets no limit, but a
+/// resource server's `kid` goes into the header of each token encrypted to
+/// it, and the tokens must stay within the endpoints' request limits.
+const MAX_KID_BYTES: usize = 1024;
+
 /// Smallest RSA modulus accepted, in bits (RFC 7518 section 3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 
@@ -148,6 +153,12 @@ pub fn check_public_jwk(jwk: &Value, purpose: KeyPurpose) -> Result<Map<String, 
     let mut checked = members.clone();
     match string_member(members, "kid")? {
         Some("") => return Err(reject("the key has an empty \"kid\"")),
+        Some(kid) if kid.len() > MAX_KID_BYTES => {
+            return Err(reject(format!(
+                "the key's \"kid\" is {} bytes long; use at most {MAX_KID_BYTES}",
+                kid.len()
+            )))
+        }
         Some(_) => {}
         None => {
             checked.insert("kid".into(), Value::String(thumbprint(members)?));

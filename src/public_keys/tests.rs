@@ -36,6 +36,16 @@ fn key_without_kid_gets_its_thumbprint() {
 }
 
 #[test]
+fn long_kid_is_rejected() {
+    let (_, mut public) = ec_pair();
+    public["kid"] = json!("k".repeat(1024));
+    assert!(check_public_jwk(&public, KeyPurpose::Encryption).is_ok());
+    public["kid"] = json!("k".repeat(1025));
+    let err = check_public_jwk(&public, KeyPurpose::Encryption).unwrap_err();
+    assert!(err.0.contains("1025 bytes long; use at most 1024"), "{err}");
+}
+
+#[test]
 fn public_keys_of_each_type_are_accepted() {
     let (_, ec) = ec_pair();
     assert!(check_public_jwk(&ec, KeyPurpose::Encryption).is_ok());

@@ -286,17 +286,18 @@ fn encode(value: &Value) -> String {
 }
 
 /// The resource server's `kid` goes into each token's JWE header beside
-/// the `jti`, and nothing limits its length.
+/// the `jti`. The test's `kid` is the identifier and `#enc`: 1,022 bytes,
+/// near the longest accepted.
 #[tokio::test]
 async fn token_with_long_kid_is_found() {
     let oauth = OauthApp::spawn(Backend::Sqlite).await;
-    let identifier = format!("https://long.test/{}", "k".repeat(3000));
+    let identifier = format!("https://long.test/{}", "k".repeat(1000));
     add_resource(&oauth, &identifier, &["long.read"]).await;
     let client = add_client(&oauth, service("client_secret_basic", "long.read", None)).await;
     let auth = || Auth::Basic(&client.id, &client.secret);
     let token = access_token(&oauth, auth(), &[("resource", &identifier)]).await;
     let (header, _) = token.split_once('.').unwrap();
-    assert!(header.len() > 4000, "the header holds the kid");
+    assert!(header.len() > 1300, "the header holds the kid");
 
     let seen = introspect(&oauth, auth(), &token).await;
     assert_eq!(seen["active"], true, "{seen}");
