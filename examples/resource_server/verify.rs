@@ -28,6 +28,8 @@ const CONTENT_ENCRYPTION: &str = "A256GCM";
 /// client and contain nothing from the token.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    #[error("the access token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
     #[error("the access token is not a JWE in compact form")]
     Malformed,
     #[error("the access token's JWE header is not accepted (`{0}`)")]
@@ -128,7 +130,10 @@ impl Verifier {
         token: &str,
         now: SystemTime,
     ) -> Result<AccessTokenClaims, TokenError> {
-        if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 5 {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong);
+        }
+        if token.split('.').count() != 5 {
             return Err(TokenError::Malformed);
         }
         let jws = self.decrypt(token)?;
