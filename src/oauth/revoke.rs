@@ -25,8 +25,8 @@ use crate::http::form::OAuthForm;
 use crate::http::rate_limit::{CallerKey, Endpoint};
 use crate::oauth::grants::audit;
 use crate::server::AppState;
-use crate::store::{AccessTokenKey, StoreError};
-use crate::tokens::access::header_jti;
+use crate::store::StoreError;
+use crate::tokens::access::record_key;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route("/revoke", cors::for_clients(post(revoke), state, &["POST"]))
@@ -66,7 +66,7 @@ async fn handle(
             CallerKey::client(client, ip)
         })?;
     let token = form.require("token", "token is missing")?;
-    let digest = state.data_keys.digester.digest(token);
+    let key = record_key(token, &state.data_keys.digester);
     let now = state.clock.now();
     let failed = |error: StoreError| {
         tracing::error!(error = ?error, client_id = %client.client_id, "revoking a token failed");
@@ -75,7 +75,7 @@ async fn handle(
 
     let refresh = state
         .store
-        .refresh_token(&digest, &client.client_id, now)
+        .refresh_token(&key.digest, &client.client_id, now)
         .await
         .map_err(failed)?;
     if let Some(refresh) = refresh {
@@ -91,10 +91,6 @@ async fn handle(
         return Ok(());
     }
 
-    let key = AccessTokenKey {
-        jti: header_jti(token),
-        digest,
-    };
     let revoked = state
         .store
         .revoke_access_token(&key, &client.client_id, now)

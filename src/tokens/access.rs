@@ -105,12 +105,12 @@ struct HeaderJti {
 }
 
 /// Returns the `jti` that [`mint_for`] replicated in the token's protected
-/// header, read without decrypting the token. Tokens minted before it did
-/// so, strings that are no JWE, and headers whose `jti` is not a UUID in
-/// the hyphenated lowercase form that Tessera mints have none. That keeps
-/// characters PostgreSQL's `text` rejects, such as NUL, out of the lookup.
-/// The header is read whatever its length: a resource server's `kid`, which
-/// it repeats, has no length limit, and the endpoints bound the token.
+/// header, read without decrypting the token. Returns `None` for tokens
+/// minted before that, for strings that are no JWE, and for a `jti` other
+/// than a lowercase hyphenated UUID, which keeps NUL (rejected by
+/// PostgreSQL's `text`) out of the lookup. A header of any length is read,
+/// because the `kid` it repeats has no limit in keys stored before
+/// registration began to limit it.
 pub fn header_jti(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
     let json = URL_SAFE_NO_PAD.decode(header).ok()?;
