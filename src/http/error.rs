@@ -36,8 +36,9 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: &'static str,
     pub status: StatusCode,
-    /// Set when the client authenticated with HTTP Basic and failed, so the
-    /// response carries the challenge RFC 6749 section 5.2 requires.
+    /// Set for a failed client authentication: its 401 carries the Basic
+    /// challenge, which RFC 7235 section 3.1 requires of every 401 and
+    /// RFC 6749 section 5.2 of a client that tried HTTP Basic.
     pub basic_challenge: bool,
     /// Seconds for the `Retry-After` header of a 429.
     pub retry_after: Option<u64>,
@@ -65,13 +66,16 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidRequest, description)
     }
 
-    /// `invalid_client` with 401; `basic` adds the Basic challenge.
-    pub const fn invalid_client(basic: bool) -> Self {
+    /// `invalid_client` with 401 and the Basic challenge, the one HTTP
+    /// authentication scheme that client authentication supports. A client
+    /// that sent no credentials, sent them in the form or sent a `Bearer`
+    /// header gets the same challenge.
+    pub const fn invalid_client() -> Self {
         Self {
             code: ErrorCode::InvalidClient,
             description: "client authentication failed",
             status: StatusCode::UNAUTHORIZED,
-            basic_challenge: basic,
+            basic_challenge: true,
             retry_after: None,
         }
     }
@@ -172,8 +176,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalid_client_with_basic_has_challenge() {
-        let response = OAuthError::invalid_client(true).into_response();
+    async fn invalid_client_has_basic_challenge() {
+        let response = OAuthError::invalid_client().into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let challenge = response.headers()[header::WWW_AUTHENTICATE]
             .to_str()
@@ -184,9 +188,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalid_client_without_basic_has_no_challenge() {
-        let response = OAuthError::invalid_client(false).into_response();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    async fn other_errors_have_no_challenge() {
+        let response = OAuthError::invalid_request("bad").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 

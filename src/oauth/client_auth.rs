@@ -90,7 +90,6 @@ pub enum AuthError {
     Rejected {
         client_id: String,
         failure: AuthFailure,
-        basic: bool,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -111,11 +110,7 @@ impl AuthError {
     /// Logs the failure once and returns the response error.
     pub fn into_oauth_error(self) -> OAuthError {
         match self {
-            AuthError::Rejected {
-                client_id,
-                failure,
-                basic,
-            } => {
+            AuthError::Rejected { client_id, failure } => {
                 if let Some(left_out) = FAILURE_LOG.admit() {
                     tracing::warn!(
                         client_id = ?clip(&client_id, LOGGED_CLIENT_ID_CHARS),
@@ -124,7 +119,7 @@ impl AuthError {
                         "client authentication failed"
                     );
                 }
-                OAuthError::invalid_client(basic)
+                OAuthError::invalid_client()
             }
             AuthError::Store(error) => {
                 tracing::error!(error = ?error, "client authentication failed on a store error");
@@ -179,7 +174,6 @@ pub async fn authenticate(
     let reject = |client_id: &str, failure: AuthFailure| AuthError::Rejected {
         client_id: client_id.to_owned(),
         failure,
-        basic,
     };
     match presented {
         PresentedCredentials::Basic { client_id, secret }
@@ -239,7 +233,6 @@ async fn authenticate_assertion(
             return Err(AuthError::Rejected {
                 client_id: client_id.to_owned(),
                 failure,
-                basic: false,
             });
         }
     };
@@ -251,14 +244,12 @@ async fn authenticate_assertion(
             return Err(AuthError::Rejected {
                 client_id: body_client_id.unwrap_or("-").to_owned(),
                 failure,
-                basic: false,
             })
         }
     };
     let reject = |failure: AuthFailure| AuthError::Rejected {
         client_id: client_id.clone(),
         failure,
-        basic: false,
     };
 
     let client = registered_client(state, &client_id, AuthMethod::PrivateKeyJwt)

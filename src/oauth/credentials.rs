@@ -91,7 +91,7 @@ impl PresentedCredentials {
         }
         match body_client_id {
             Some(client_id) => Ok(Self::PublicClient { client_id }),
-            None => Err(OAuthError::invalid_client(false)),
+            None => Err(OAuthError::invalid_client()),
         }
     }
 
@@ -120,7 +120,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let malformed = || OAuthError::invalid_client(true);
+    let malformed = || OAuthError::invalid_client();
     if values.next().is_some() {
         return Err(OAuthError::invalid_request("repeated Authorization header"));
     }
@@ -129,7 +129,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
         return Err(malformed());
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client(false));
+        return Err(OAuthError::invalid_client());
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
@@ -244,10 +244,10 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_invalid_client_without_challenge() {
+    fn nothing_is_invalid_client_with_challenge() {
         let err = PresentedCredentials::from_request(&HeaderMap::new(), &form("")).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient);
-        assert!(!err.basic_challenge);
+        assert!(err.basic_challenge);
     }
 
     #[test]

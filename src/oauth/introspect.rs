@@ -195,7 +195,6 @@ async fn authenticate_caller(
         return Err(AuthError::Rejected {
             client_id: client_id.clone(),
             failure: AuthFailure::PublicClient,
-            basic: false,
         }
         .into());
     }
@@ -221,7 +220,6 @@ async fn authenticate_caller(
                     Some(_) => Err(AuthError::Rejected {
                         client_id: client_id.clone(),
                         failure: AuthFailure::WrongSecret,
-                        basic: presented.is_basic(),
                     }
                     .into()),
                     None => Err(error.into()),

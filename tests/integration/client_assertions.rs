@@ -87,7 +87,12 @@ impl Setup {
 
 async fn assert_rejected(response: reqwest::Response) {
     let headers = assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
-    assert!(headers.get("www-authenticate").is_none());
+    // The challenge names Basic, the one HTTP scheme of client
+    // authentication, as on every 401 of these endpoints.
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic "));
 }
 
 #[tokio::test]

@@ -275,27 +275,41 @@ async fn token_endpoint_error_codes() {
     let (oauth, client) = spawn_with_service().await;
     let rs1 = [("resource", "https://rs1.test/")];
 
-    // A wrong Basic secret: 401 with the Basic challenge.
-    let response = token(&oauth, Auth::Basic(&client.id, "wrong"), &rs1).await;
-    let headers = assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
-    assert!(headers["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic "));
-
-    // The right secret in the body, but the client registered Basic.
-    let response = token(&oauth, Auth::Post(&client.id, &client.secret), &rs1).await;
-    let headers = assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
-    assert!(headers.get("www-authenticate").is_none());
-
+    // Every 401 carries the Basic challenge (RFC 7235 section 3.1): a wrong
+    // Basic secret, the right secret in the body of a client registered
+    // for Basic, an unknown client either way, and no credentials at all.
     for auth in [
+        Auth::Basic(&client.id, "wrong"),
+        Auth::Post(&client.id, &client.secret),
         Auth::Basic("no-such-client", "secret"),
         Auth::Post("no-such-client", "secret"),
         Auth::Nothing,
     ] {
         let response = token(&oauth, auth, &rs1).await;
-        assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        let headers =
+            assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        assert_eq!(
+            headers["www-authenticate"],
+            "Basic realm=\"tessera\", charset=\"UTF-8\""
+        );
     }
+
+    // A Bearer token is no client authentication; the challenge names the
+    // scheme that is.
+    let response = oauth
+        .app
+        .client
+        .post(oauth.app.url("/token"))
+        .bearer_auth("some-access-token")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let headers = assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic "));
 
     let auth = Auth::Basic(&client.id, &client.secret);
     let unsupported = [

@@ -284,7 +284,7 @@ mod tests {
     fn failures_spend_the_address_budget_not_the_client() {
         let limits = RateLimits::new(&settings(2));
         let attacker = ip("198.51.100.7");
-        let rejected = || Err::<&str, _>(OAuthError::invalid_client(false));
+        let rejected = || Err::<&str, _>(OAuthError::invalid_client());
         for _ in 0..2 {
             let outcome = limits.admit(Endpoint::Token, attacker, rejected(), caller("victim"));
             assert_eq!(outcome.unwrap_err().code, ErrorCode::InvalidClient);
