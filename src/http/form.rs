@@ -95,7 +95,7 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
 
 /// Checks whether `value` names the form media type, with any parameters (a
 /// `charset`, say) and in any letter case.
-fn is_form_content_type(value: &str) -> bool {
+pub fn is_form_content_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }

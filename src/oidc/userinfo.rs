@@ -1,5 +1,6 @@
 //! `GET` and `POST /userinfo` (OIDC Core section 5.3) with a Bearer access
-//! token in the `Authorization` header (RFC 6750 section 2.1).
+//! token in the `Authorization` header (RFC 6750 section 2.1) or, in a
+//! `POST`, as `access_token` in a form body (section 2.2).
 //!
 //! Only tokens addressed to Tessera itself are accepted: the JWE must be
 //! encrypted to one of Tessera's published encryption keys, pass the
@@ -8,9 +9,9 @@
 //! not revoked. Errors follow RFC 6750 section 3. A browser app may read
 //! the response when the token's client allows its origin (CORS).
 
-use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::http::cors::{self, CorsClient};
 use crate::http::error::no_store;
+use crate::http::form::{is_form_content_type, OAuthForm, MAX_FORM_BYTES};
 use crate::keys::KeyRing;
 use crate::server::AppState;
 use crate::tokens::access::{record_key, ACCESS_TOKEN_TYPE};
@@ -106,8 +108,15 @@ pub(crate) struct AccessClaims {
     client_id: String,
 }
 
-async fn userinfo(State(state): State<AppState>, cors: CorsClient, headers: HeaderMap) -> Response {
-    match claims_for(&state, &cors, &headers).await {
+async fn userinfo(State(state): State<AppState>, cors: CorsClient, request: Request) -> Response {
+    let result = match presented_form(request).await {
+        Ok((headers, form)) => match presented_token(&headers, form.as_ref()) {
+            Ok(token) => claims_for(&state, &cors, token).await,
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
+    match result {
         Ok(info) => {
             let mut response = axum::Json(info).into_response();
             no_store(response.headers_mut());
@@ -120,9 +129,8 @@ async fn userinfo(State(state): State<AppState>, cors: CorsClient, headers: Head
 async fn claims_for(
     state: &AppState,
     cors: &CorsClient,
-    headers: &HeaderMap,
+    token: &str,
 ) -> Result<UserInfo, BearerError> {
-    let token = bearer_token(headers)?;
     let access = verify_own_token(state, token).await?;
     name_client(state, cors, &access.client_id).await;
     let scopes: Vec<&str> = access.scope.split(' ').collect();
@@ -162,6 +170,41 @@ async fn name_client(state: &AppState, cors: &CorsClient, client_id: &str) {
     }
 }
 
+/// Returns the request's headers and, for a `POST` with a form body, the
+/// form. Any other body is not read.
+async fn presented_form(request: Request) -> Result<(HeaderMap, Option<OAuthForm>), BearerError> {
+    let (parts, body) = request.into_parts();
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(is_form_content_type);
+    if parts.method != Method::POST || !is_form {
+        return Ok((parts.headers, None));
+    }
+    // A body over the limit or broken off is a malformed request too.
+    let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| BearerError::InvalidRequest)?;
+    let form = OAuthForm::parse(&body).map_err(|_| BearerError::InvalidRequest)?;
+    Ok((parts.headers, Some(form)))
+}
+
+/// Picks the access token from the `Authorization` header or the form's
+/// `access_token`. A request that sends it both ways is `invalid_request`
+/// (RFC 6750 section 2: a client uses one method only).
+fn presented_token<'a>(
+    headers: &'a HeaderMap,
+    form: Option<&'a OAuthForm>,
+) -> Result<&'a str, BearerError> {
+    let in_body = form.and_then(|form| form.get("access_token"));
+    match (bearer_token(headers), in_body) {
+        (Ok(_), Some(_)) => Err(BearerError::InvalidRequest),
+        (Err(BearerError::Missing), Some(token)) => checked_length(token),
+        (header, _) => header,
+    }
+}
+
 /// Reads `Authorization: Bearer TOKEN` (the scheme in any case).
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
@@ -176,7 +219,11 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerError::Missing);
     }
-    let token = token.trim();
+    checked_length(token.trim())
+}
+
+/// Rejects an empty token and one over 16 KiB.
+fn checked_length(token: &str) -> Result<&str, BearerError> {
     if token.is_empty() || token.len() > 16 * 1024 {
         return Err(BearerError::InvalidRequest);
     }
@@ -263,6 +310,33 @@ mod tests {
         );
         assert_eq!(
             bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(BearerError::InvalidRequest)
+        );
+    }
+
+    #[test]
+    fn token_comes_from_header_or_form_but_not_both() {
+        let form = OAuthForm::parse(b"access_token=in-body").unwrap();
+        let other = OAuthForm::parse(b"scope=openid").unwrap();
+        let none = headers(&[]);
+        let bearer = headers(&["Bearer in-header"]);
+        let basic = headers(&["Basic abc"]);
+        assert_eq!(presented_token(&none, Some(&form)), Ok("in-body"));
+        assert_eq!(presented_token(&basic, Some(&form)), Ok("in-body"));
+        assert_eq!(presented_token(&bearer, None), Ok("in-header"));
+        assert_eq!(presented_token(&bearer, Some(&other)), Ok("in-header"));
+        assert_eq!(
+            presented_token(&bearer, Some(&form)),
+            Err(BearerError::InvalidRequest)
+        );
+        assert_eq!(
+            presented_token(&none, Some(&other)),
+            Err(BearerError::Missing)
+        );
+        let long = format!("access_token={}", "a".repeat(16 * 1024 + 1));
+        let long = OAuthForm::parse(long.as_bytes()).unwrap();
+        assert_eq!(
+            presented_token(&none, Some(&long)),
             Err(BearerError::InvalidRequest)
         );
     }

@@ -74,6 +74,34 @@ async fn userinfo_returns_claims_by_scope() {
         .unwrap();
     assert_eq!(post.status(), StatusCode::OK);
 
+    // RFC 6750 section 2.2: the token as a form parameter of a POST.
+    let in_body = app
+        .client
+        .post(app.url("/userinfo"))
+        .form(&[("access_token", tokens.access_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_body.status(), StatusCode::OK);
+    let in_body: serde_json::Value = in_body.json().await.unwrap();
+    assert_eq!(in_body["sub"], body["sub"]);
+
+    // Both ways at once is a malformed request (RFC 6750 section 2).
+    let both = app
+        .client
+        .post(app.url("/userinfo"))
+        .bearer_auth(&tokens.access_token)
+        .form(&[("access_token", tokens.access_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    let challenge = both.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
+
     // A token narrowed to `email` still goes to Tessera but lacks openid.
     let narrowed = refresh_with(
         &app,
@@ -96,6 +124,29 @@ async fn userinfo_rejects_missing_invalid_and_revoked_tokens() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
     assert_eq!(challenge, "Bearer realm=\"tessera\"");
+
+    // A form body without `access_token`, or a body of another type, holds
+    // no credentials either.
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "scope=openid"),
+        ("application/json", "{\"access_token\":\"a.b.c.d.e\"}"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/userinfo"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type}"
+        );
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert_eq!(challenge, "Bearer realm=\"tessera\"");
+    }
 
     let response = userinfo(&app, Some("not.a.token.at.all")).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
