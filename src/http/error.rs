@@ -66,7 +66,7 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidRequest, description)
     }
 
-    /// `invalid_client` with 401 and the Basic challenge, the one HTTP
+    /// Builds `invalid_client` with 401 and the Basic challenge, the one HTTP
     /// authentication scheme that client authentication supports. A client
     /// that sent no credentials, sent them in the form or sent a `Bearer`
     /// header gets the same challenge.

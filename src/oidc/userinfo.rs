@@ -315,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn token_comes_from_header_or_form_but_not_both() {
+    fn token_from_header_or_form() {
         let form = OAuthForm::parse(b"access_token=in-body").unwrap();
         let other = OAuthForm::parse(b"scope=openid").unwrap();
         let none = headers(&[]);

@@ -125,8 +125,8 @@ async fn userinfo_rejects_missing_invalid_and_revoked_tokens() {
     let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
     assert_eq!(challenge, "Bearer realm=\"tessera\"");
 
-    // A form body without `access_token`, or a body of another type, holds
-    // no credentials either.
+    // A form body without `access_token`, or a body of another type,
+    // contains no credentials either.
     for (content_type, body) in [
         ("application/x-www-form-urlencoded", "scope=openid"),
         ("application/json", "{\"access_token\":\"a.b.c.d.e\"}"),

@@ -294,8 +294,8 @@ async fn token_endpoint_error_codes() {
         );
     }
 
-    // A Bearer token is no client authentication; the challenge names the
-    // scheme that is.
+    // A Bearer token does not authenticate a client, so the challenge
+    // names the scheme that does.
     let response = oauth
         .app
         .client
