@@ -649,6 +649,49 @@ async fn reused_refresh_token_revokes_the_grant() {
         .any(|event| event.kind == "refresh_token.reuse"));
 }
 
+/// A client deleted while its refresh token is redeemed takes the grant
+/// with it. The trigger deletes the grant as the new access token is
+/// recorded, so the new refresh token's insert then fails on the foreign
+/// key, as after a deletion between the request's steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_deleted_during_refresh_is_invalid_grant() {
+    use sqlx::Connection;
+
+    let (app, client) = setup(Backend::Sqlite, fast_config()).await;
+    let mut browser = Browser::new(&app);
+    let code = code_for(&mut browser, &client, "&scope=openid%20offline_access").await;
+    let tokens = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .unwrap();
+    let mut connection = sqlx::SqliteConnection::connect(&app.store.url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER delete_grant AFTER INSERT ON access_tokens
+         WHEN NEW.grant_id IS NOT NULL
+         BEGIN DELETE FROM grants WHERE id = NEW.grant_id; END",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+
+    let refresh_token = tokens.refresh_token.as_deref().unwrap();
+    let error = refresh_with(&app, &client, refresh_token, None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.code, tessera::http::error::ErrorCode::InvalidGrant);
+    // Both access tokens of the grant, the first one and the one the
+    // failed refresh recorded, are revoked.
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM access_tokens WHERE grant_id IS NOT NULL AND revoked_at IS NULL",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(active, 0);
+}
+
 async fn concurrent_refreshes(backend: Backend, config: Config) -> (usize, bool) {
     let (app, client) = setup(backend, config).await;
     let app = Arc::new(app);

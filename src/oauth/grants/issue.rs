@@ -23,7 +23,9 @@ use crate::oauth::scope::Scopes;
 pub use crate::oauth::token::Audience;
 use crate::oauth::token::{issue_access_token, AccessTokenGrant};
 use crate::server::AppState;
-use crate::store::{AuditEvent, Client, GrantRecord, RefreshTokenRecord, ResourceServer};
+use crate::store::{
+    AuditEvent, Client, GrantRecord, RefreshTokenRecord, ResourceServer, StoreError,
+};
 use crate::tokens::id_token::{IdTokenClaims, IdTokenRequest, UserClaims};
 
 const INVALID_TARGET: OAuthError = OAuthError::new(
@@ -155,14 +157,9 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
             expires_at: (now + idle).min(grant.expires_at),
             rotated_at: None,
         };
-        // NOTE: a client deleted during this request takes its grants with
-        // it, so this insert then fails on the foreign key and the client
-        // gets 500 where invalid_client would fit.
-        state
-            .store
-            .insert_refresh_token(&record)
-            .await
-            .map_err(|error| store_failed(&error, "refresh token insert"))?;
+        if let Err(error) = state.store.insert_refresh_token(&record).await {
+            return Err(refresh_token_not_stored(state, &grant.id, &error, now).await);
+        }
         Some(token)
     } else {
         None
@@ -208,6 +205,27 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
 /// server carries only the granted scopes that server defines, so `openid`,
 /// `offline_access` and another server's scopes stay out of it; a token for
 /// Tessera itself carries the whole grant, which userinfo reads.
+/// Returns the error for a refresh token that was not stored. A grant
+/// deleted meanwhile with its client fails the insert on the foreign key,
+/// which is `invalid_grant` once the grant's access tokens are revoked.
+async fn refresh_token_not_stored(
+    state: &AppState,
+    grant_id: &str,
+    error: &StoreError,
+    now: DateTime<Utc>,
+) -> OAuthError {
+    match state.store.grant(grant_id).await {
+        Ok(None) => match state.store.revoke_grant(grant_id, now).await {
+            Ok(_) => {
+                tracing::info!(grant_id, "grant deleted while its tokens were issued");
+                INVALID_GRANT
+            }
+            Err(revoke_error) => store_failed(&revoke_error, "grant revocation"),
+        },
+        _ => store_failed(error, "refresh token insert"),
+    }
+}
+
 async fn access_token(
     state: &AppState,
     issue: &Issue<'_>,
