@@ -44,6 +44,8 @@ pub enum BearerError {
     /// No credentials: a bare challenge (section 3.1).
     Missing,
     InvalidRequest,
+    /// A form body over [`MAX_FORM_BYTES`] with no token in the header: 413.
+    BodyTooLarge,
     InvalidToken,
     InsufficientScope,
     /// A store failure: 503 while the database is unavailable, else 500.
@@ -70,6 +72,11 @@ impl IntoResponse for BearerError {
             BearerError::InvalidRequest => (
                 StatusCode::BAD_REQUEST,
                 "Bearer realm=\"tessera\", error=\"invalid_request\"",
+            ),
+            BearerError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Bearer realm=\"tessera\", error=\"invalid_request\", \
+                 error_description=\"the request body is larger than 64 KiB\"",
             ),
             BearerError::InvalidToken => (
                 StatusCode::UNAUTHORIZED,
@@ -109,11 +116,9 @@ pub(crate) struct AccessClaims {
 }
 
 async fn userinfo(State(state): State<AppState>, cors: CorsClient, request: Request) -> Response {
-    let result = match presented_form(request).await {
-        Ok((headers, form)) => match presented_token(&headers, form.as_ref()) {
-            Ok(token) => claims_for(&state, &cors, token).await,
-            Err(error) => Err(error),
-        },
+    let (headers, form) = presented_form(request).await;
+    let result = match presented_token(&headers, &form) {
+        Ok(token) => claims_for(&state, &cors, token).await,
         Err(error) => Err(error),
     };
     match result {
@@ -170,9 +175,19 @@ async fn name_client(state: &AppState, cors: &CorsClient, client_id: &str) {
     }
 }
 
+/// The form body of a `POST` to `/userinfo`, as far as it could be read.
+enum FormBody {
+    /// Not a `POST`, or a body of another type, which is not read.
+    Absent,
+    Parsed(OAuthForm),
+    TooLarge,
+    /// Broken off, repeated parameters, invalid UTF-8 or a control character.
+    Malformed,
+}
+
 /// Returns the request's headers and, for a `POST` with a form body, the
-/// form. Any other body is not read.
-async fn presented_form(request: Request) -> Result<(HeaderMap, Option<OAuthForm>), BearerError> {
+/// form.
+async fn presented_form(request: Request) -> (HeaderMap, FormBody) {
     let (parts, body) = request.into_parts();
     let is_form = parts
         .headers
@@ -180,27 +195,35 @@ async fn presented_form(request: Request) -> Result<(HeaderMap, Option<OAuthForm
         .and_then(|value| value.to_str().ok())
         .is_some_and(is_form_content_type);
     if parts.method != Method::POST || !is_form {
-        return Ok((parts.headers, None));
+        return (parts.headers, FormBody::Absent);
     }
-    // A body over the limit or broken off is a malformed request too.
-    let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| BearerError::InvalidRequest)?;
-    let form = OAuthForm::parse(&body).map_err(|_| BearerError::InvalidRequest)?;
-    Ok((parts.headers, Some(form)))
+    let form = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+        Ok(bytes) => OAuthForm::parse(&bytes).map_or(FormBody::Malformed, FormBody::Parsed),
+        Err(error) if is_length_limit(&error) => FormBody::TooLarge,
+        Err(_) => FormBody::Malformed,
+    };
+    (parts.headers, form)
 }
 
-/// Picks the access token from the `Authorization` header or the form's
-/// `access_token`. A request that sends it both ways is `invalid_request`
-/// (RFC 6750 section 2: a client uses one method only).
-fn presented_token<'a>(
-    headers: &'a HeaderMap,
-    form: Option<&'a OAuthForm>,
-) -> Result<&'a str, BearerError> {
-    let in_body = form.and_then(|form| form.get("access_token"));
-    match (bearer_token(headers), in_body) {
-        (Ok(_), Some(_)) => Err(BearerError::InvalidRequest),
-        (Err(BearerError::Missing), Some(token)) => checked_length(token),
+/// Checks whether reading a body failed on its length limit.
+fn is_length_limit(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
+}
+
+/// Picks the token from the `Authorization` header or the form's
+/// `access_token`, and rejects both at once (RFC 6750 section 2). A body
+/// that cannot be read counts only when the header has no token.
+fn presented_token<'a>(headers: &'a HeaderMap, form: &'a FormBody) -> Result<&'a str, BearerError> {
+    match (bearer_token(headers), form) {
+        (Ok(_), FormBody::Parsed(form)) if form.contains("access_token") => {
+            Err(BearerError::InvalidRequest)
+        }
+        (Err(BearerError::Missing), FormBody::Parsed(form)) => form
+            .get("access_token")
+            .map_or(Err(BearerError::Missing), checked_length),
+        (Err(BearerError::Missing), FormBody::TooLarge) => Err(BearerError::BodyTooLarge),
+        (Err(BearerError::Missing), FormBody::Malformed) => Err(BearerError::InvalidRequest),
         (header, _) => header,
     }
 }
@@ -316,28 +339,51 @@ mod tests {
 
     #[test]
     fn token_from_header_or_form() {
-        let form = OAuthForm::parse(b"access_token=in-body").unwrap();
-        let other = OAuthForm::parse(b"scope=openid").unwrap();
+        let parsed = |body: &str| FormBody::Parsed(OAuthForm::parse(body.as_bytes()).unwrap());
+        let form = parsed("access_token=in-body");
+        let other = parsed("scope=openid");
         let none = headers(&[]);
         let bearer = headers(&["Bearer in-header"]);
         let basic = headers(&["Basic abc"]);
-        assert_eq!(presented_token(&none, Some(&form)), Ok("in-body"));
-        assert_eq!(presented_token(&basic, Some(&form)), Ok("in-body"));
-        assert_eq!(presented_token(&bearer, None), Ok("in-header"));
-        assert_eq!(presented_token(&bearer, Some(&other)), Ok("in-header"));
+        assert_eq!(presented_token(&none, &form), Ok("in-body"));
+        assert_eq!(presented_token(&basic, &form), Ok("in-body"));
+        assert_eq!(presented_token(&bearer, &FormBody::Absent), Ok("in-header"));
+        assert_eq!(presented_token(&bearer, &other), Ok("in-header"));
         assert_eq!(
-            presented_token(&bearer, Some(&form)),
+            presented_token(&bearer, &form),
             Err(BearerError::InvalidRequest)
         );
+        assert_eq!(presented_token(&none, &other), Err(BearerError::Missing));
         assert_eq!(
-            presented_token(&none, Some(&other)),
+            presented_token(&none, &FormBody::Absent),
             Err(BearerError::Missing)
         );
-        let long = format!("access_token={}", "a".repeat(16 * 1024 + 1));
-        let long = OAuthForm::parse(long.as_bytes()).unwrap();
+        let long = parsed(&format!("access_token={}", "a".repeat(16 * 1024 + 1)));
         assert_eq!(
-            presented_token(&none, Some(&long)),
+            presented_token(&none, &long),
             Err(BearerError::InvalidRequest)
+        );
+    }
+
+    #[test]
+    fn unreadable_body_matters_only_without_header_token() {
+        let none = headers(&[]);
+        let bearer = headers(&["Bearer in-header"]);
+        assert_eq!(
+            presented_token(&none, &FormBody::TooLarge),
+            Err(BearerError::BodyTooLarge)
+        );
+        assert_eq!(
+            presented_token(&none, &FormBody::Malformed),
+            Err(BearerError::InvalidRequest)
+        );
+        assert_eq!(
+            presented_token(&bearer, &FormBody::TooLarge),
+            Ok("in-header")
+        );
+        assert_eq!(
+            presented_token(&bearer, &FormBody::Malformed),
+            Ok("in-header")
         );
     }
 

@@ -102,6 +102,40 @@ async fn userinfo_returns_claims_by_scope() {
         "{challenge}"
     );
 
+    // A header token does not depend on the body: a form body that cannot
+    // be parsed, or one over 64 KiB, is then ignored.
+    let padding = format!("pad={}", "a".repeat(70 * 1024));
+    for body in ["a=1&a=2", padding.as_str()] {
+        let response = app
+            .client
+            .post(app.url("/userinfo"))
+            .bearer_auth(&tokens.access_token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    // Without a header token, such a body is the request's error: 413 for
+    // one over the limit, as on every route.
+    let too_large = format!("access_token={}&{padding}", tokens.access_token);
+    let response = app
+        .client
+        .post(app.url("/userinfo"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(too_large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
+
     // A token narrowed to `email` still goes to Tessera but lacks openid.
     let narrowed = refresh_with(
         &app,
