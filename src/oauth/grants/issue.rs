@@ -201,10 +201,6 @@ pub async fn issue_tokens(state: &AppState, issue: Issue<'_>) -> Result<TokenRes
     })
 }
 
-/// Mints and records the access token of `issue`. A token for a resource
-/// server carries only the granted scopes that server defines, so `openid`,
-/// `offline_access` and another server's scopes stay out of it; a token for
-/// Tessera itself carries the whole grant, which userinfo reads.
 /// Returns the error for a refresh token that was not stored. A grant
 /// deleted meanwhile with its client fails the insert on the foreign key,
 /// which is `invalid_grant` once the grant's access tokens are revoked.
@@ -226,6 +222,10 @@ async fn refresh_token_not_stored(
     }
 }
 
+/// Mints and records the access token of `issue`. A token for a resource
+/// server carries only the granted scopes that server defines, so `openid`,
+/// `offline_access` and another server's scopes stay out of it; a token for
+/// Tessera itself carries the whole grant, which userinfo reads.
 async fn access_token(
     state: &AppState,
     issue: &Issue<'_>,
