@@ -54,6 +54,9 @@ pub async fn run(
     if tls.is_some() && config.issuer.starts_with("http://") {
         warn_plain_issuer(&config.issuer);
     }
+    // From here on SIGINT and SIGTERM stop the process gracefully: start-up
+    // stops before it generates keys, and the running server drains.
+    let mut stop = Box::pin(server::shutdown_signal());
     // The master key comes first, so that a missing one stops start-up
     // before anything touches the database.
     let master_key = load_master_key(&config)?;
@@ -82,10 +85,18 @@ pub async fn run(
         Arc::clone(&clock),
         KeySettings::from_config(&config),
     ));
-    key_manager
-        .bootstrap()
-        .await
-        .context("cannot load the signing and encryption keys")?;
+    tokio::select! {
+        booted = key_manager.bootstrap() => {
+            booted.context("cannot load the signing and encryption keys")?;
+        }
+        () = &mut stop => {
+            // Generating the first keys holds the key-rotation lease, which
+            // would otherwise block the next start until it expires.
+            key_manager.release_held_lease().await;
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    }
     tracing::info!("key ring loaded");
     let keys = key_manager.ring();
     let scheduler = key_manager.spawn();
@@ -139,7 +150,7 @@ pub async fn run(
         stopped,
     );
 
-    let served = server.run(server::shutdown_signal()).await;
+    let served = server.run(stop).await;
     scheduler.abort();
     sweeper.abort();
     stop_tasks.send(true).ok();

@@ -366,6 +366,13 @@ impl KeyManager {
         }
     }
 
+    /// Releases the key-rotation lease if this process has it, as after a
+    /// bootstrap cut short, so that the next start need not wait for it to
+    /// expire. Another process's lease stays.
+    pub async fn release_held_lease(&self) {
+        self.release_lease().await;
+    }
+
     async fn release_lease(&self) {
         if let Err(error) = self.store.release_lease(ROTATION_LEASE, &self.holder).await {
             tracing::warn!(%error, lease = ROTATION_LEASE, "failed to release the lease; it expires on its own");

@@ -234,6 +234,57 @@ async fn wrong_master_key_stops_serve() {
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), original);
 }
 
+/// SIGTERM while the first start generates keys stops `serve` gracefully
+/// and gives the key-rotation lease back, so that the next start need not
+/// wait for it to expire. 8192-bit RSA keys make the generation long
+/// enough to be interrupted.
+#[tokio::test]
+async fn stop_during_key_generation_releases_the_lease() {
+    use sqlx::Connection;
+
+    let folder = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("TESSERA_LISTEN", listen.as_str()),
+        ("TESSERA_KEYS__RSA_BITS", "8192"),
+    ];
+    let server = spawn(folder.path(), &["serve"], &env);
+    let url = format!(
+        "sqlite://{}",
+        folder.path().join("tessera-data/tessera.db").display()
+    );
+    let count_leases = "SELECT count(*) FROM leases WHERE name = 'key-rotation'";
+    let mut leases = 0;
+    for _ in 0..200 {
+        if let Ok(mut connection) = sqlx::SqliteConnection::connect(&url).await {
+            leases = sqlx::query_scalar(count_leases)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap_or(0);
+        }
+        if leases == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(leases, 1, "the first start never took the lease");
+
+    let output = stop(server);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("stopped during start-up"),
+        "stderr: {stderr}"
+    );
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let leases: i64 = sqlx::query_scalar(count_leases)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0);
+}
+
 /// Four instances started together on an empty PostgreSQL database all
 /// become ready: they wait for one another's migrations instead of crashing,
 /// and agree on one set of data keys.
