@@ -86,15 +86,18 @@ pub async fn run(
         KeySettings::from_config(&config),
     ));
     tokio::select! {
-        booted = key_manager.bootstrap() => {
-            booted.context("cannot load the signing and encryption keys")?;
-        }
+        // A signal received during the steps above wins over a bootstrap
+        // that would otherwise start generating keys.
+        biased;
         () = &mut stop => {
             // Generating the first keys holds the key-rotation lease, which
             // would otherwise block the next start until it expires.
             key_manager.release_held_lease().await;
             tracing::info!("stopped during start-up");
             return Ok(());
+        }
+        booted = key_manager.bootstrap() => {
+            booted.context("cannot load the signing and encryption keys")?;
         }
     }
     tracing::info!("key ring loaded");
