@@ -55,29 +55,22 @@ pub async fn run(
         warn_plain_issuer(&config.issuer);
     }
     // From here on SIGINT and SIGTERM stop the process gracefully: start-up
-    // stops before it generates keys, and the running server drains.
+    // stops where it is, and the running server drains.
     let mut stop = Box::pin(server::shutdown_signal());
     // The master key comes first, so that a missing one stops start-up
     // before anything touches the database.
     let master_key = load_master_key(&config)?;
-    let url = config.database_url();
-    let store = store::open(&url).await?;
-    tracing::info!(backend = store.backend().as_str(), url = %store::redact_url(&url), "store opened");
-
-    if args.no_migrate && store.backend() == Backend::Postgres {
-        store.check_schema().await?;
-    } else {
-        store
-            .migrate()
-            .await
-            .context("cannot migrate the database")?;
-        tracing::info!("migrations applied");
-    }
-
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let data_keys = DataKeys::load_or_create(store.as_ref(), &master_key, clock.now())
-        .await
-        .with_context(|| format!("cannot load the data keys from {}", store::redact_url(&url)))?;
+    // A migration may wait for another process's lock for as long as that
+    // process holds it, so a signal must be able to end the wait.
+    let (store, data_keys) = tokio::select! {
+        biased;
+        () = &mut stop => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+        opened = open_store(&config, &args, &master_key, clock.as_ref()) => opened?,
+    };
 
     let key_manager = Arc::new(KeyManager::new(
         Arc::clone(&store),
@@ -153,14 +146,46 @@ pub async fn run(
         stopped,
     );
 
-    let served = server.run(stop).await;
-    scheduler.abort();
-    sweeper.abort();
-    stop_tasks.send(true).ok();
-    pruner.await.ok();
-    served?;
+    // The background tasks stop before the server closes the store, so
+    // that none of them fails on a closed pool.
+    let shutdown = async move {
+        stop.await;
+        scheduler.abort();
+        sweeper.abort();
+        stop_tasks.send(true).ok();
+        pruner.await.ok();
+    };
+    server.run(shutdown).await?;
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// Opens the store, migrates it (or checks its schema under
+/// `--no-migrate` on PostgreSQL) and loads or creates its data keys.
+async fn open_store(
+    config: &Config,
+    args: &ServeArgs,
+    master_key: &MasterKey,
+    clock: &dyn Clock,
+) -> anyhow::Result<(Arc<dyn store::Store>, DataKeys)> {
+    let url = config.database_url();
+    let store = store::open(&url).await?;
+    tracing::info!(backend = store.backend().as_str(), url = %store::redact_url(&url), "store opened");
+
+    if args.no_migrate && store.backend() == Backend::Postgres {
+        store.check_schema().await?;
+    } else {
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+        tracing::info!("migrations applied");
+    }
+
+    let data_keys = DataKeys::load_or_create(store.as_ref(), master_key, clock.now())
+        .await
+        .with_context(|| format!("cannot load the data keys from {}", store::redact_url(&url)))?;
+    Ok((store, data_keys))
 }
 
 /// Warns that TLS is on while the issuer is an http URL. Such an issuer is

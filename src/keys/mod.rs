@@ -42,7 +42,11 @@ pub enum KeyError {
     UnsupportedKeyType(String),
     #[error("stored key {kid} is unusable: {reason}")]
     Corrupt { kid: String, reason: String },
-    #[error("another process holds the key-rotation lease; try again in a few seconds")]
+    #[error(
+        "another process held the key-rotation lease for the whole 30 s wait; the lease \
+         frees when that process's key change ends, or 5 minutes after it was taken if \
+         that process died; try again then"
+    )]
     LeaseBusy,
     #[error(transparent)]
     Refused(#[from] RotationRefused),

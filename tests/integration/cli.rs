@@ -285,6 +285,35 @@ async fn stop_during_key_generation_releases_the_lease() {
     assert_eq!(leases, 0);
 }
 
+/// SIGTERM stops a `serve` whose start-up waits for another connection's
+/// lock on the database, instead of waiting for the lock with it.
+#[tokio::test]
+async fn stop_while_waiting_for_a_database_lock() {
+    use sqlx::Connection;
+
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("tessera-data");
+    std::fs::create_dir(&data).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", data.join("tessera.db").display());
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = spawn(folder.path(), &["serve"], &[("TESSERA_LISTEN", &listen)]);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let output = stop(server);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("stopped during start-up"),
+        "stderr: {stderr}"
+    );
+}
+
 /// Four instances started together on an empty PostgreSQL database all
 /// become ready: they wait for one another's migrations instead of crashing,
 /// and agree on one set of data keys.
