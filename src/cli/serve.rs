@@ -16,6 +16,10 @@ use crate::server::{self, AppState, Server, SharedState};
 use crate::store::group_commit::AccessTokenWriter;
 use crate::store::{self, Backend};
 
+/// How long a stop waits for store work that another process's lock may
+/// hold up.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (overrides `listen`).
@@ -84,8 +88,12 @@ pub async fn run(
         biased;
         () = &mut stop => {
             // Generating the first keys holds the key-rotation lease, which
-            // would otherwise block the next start until it expires.
-            key_manager.release_held_lease().await;
+            // would otherwise block the next start until it expires. A
+            // database locked by another process must not hold up the stop.
+            let released = key_manager.release_held_lease();
+            if tokio::time::timeout(STOP_WAIT, released).await.is_err() {
+                tracing::warn!("the key-rotation lease was not released in time; it expires on its own");
+            }
             tracing::info!("stopped during start-up");
             return Ok(());
         }
@@ -153,7 +161,12 @@ pub async fn run(
         scheduler.abort();
         sweeper.abort();
         stop_tasks.send(true).ok();
-        pruner.await.ok();
+        // A pass that waits for another process's lock is abandoned; the
+        // next start prunes what it left.
+        let mut pruner = pruner;
+        if tokio::time::timeout(STOP_WAIT, &mut pruner).await.is_err() {
+            pruner.abort();
+        }
     };
     server.run(shutdown).await?;
     tracing::info!("tessera stopped");

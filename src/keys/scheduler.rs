@@ -6,6 +6,7 @@
 //! `keys` generation counter, which the others poll every
 //! `keys.reload_interval`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -20,7 +21,7 @@ use super::{KeyAlg, KeyError};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Sealer;
-use crate::store::{KeyChanges, Store, StoredKey};
+use crate::store::{KeyChanges, Store, StoreError, StoredKey};
 
 /// Generation counter topic bumped after every change to the keys.
 pub const KEYS_TOPIC: &str = "keys";
@@ -125,6 +126,9 @@ pub struct KeyManager {
     ring: Arc<KeyRing>,
     /// This process's lease holder name.
     holder: String,
+    /// Set from before this process asks for the lease until it releases
+    /// it, so that a request cut short still counts as holding it.
+    may_hold_lease: AtomicBool,
     /// The current keys at the previous look, for the rotation metrics.
     observed: ObservedKeys,
 }
@@ -143,6 +147,7 @@ impl KeyManager {
             settings,
             ring: Arc::new(KeyRing::new()),
             holder: format!("tessera-{}", uuid::Uuid::new_v4()),
+            may_hold_lease: AtomicBool::new(false),
             observed: ObservedKeys::default(),
         }
     }
@@ -331,10 +336,7 @@ impl KeyManager {
     /// when another process holds it.
     async fn schedule_due(&self) -> Result<Option<()>, KeyError> {
         let now = self.clock.now();
-        let acquired = self
-            .store
-            .try_acquire_lease(ROTATION_LEASE, &self.holder, now, now + LEASE_DURATION)
-            .await?;
+        let acquired = self.try_acquire_lease(now).await?;
         if !acquired {
             return Ok(None);
         }
@@ -352,11 +354,7 @@ impl KeyManager {
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         loop {
             let now = self.clock.now();
-            let acquired = self
-                .store
-                .try_acquire_lease(ROTATION_LEASE, &self.holder, now, now + LEASE_DURATION)
-                .await?;
-            if acquired {
+            if self.try_acquire_lease(now).await? {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -366,14 +364,31 @@ impl KeyManager {
         }
     }
 
-    /// Releases the key-rotation lease if this process has it, as after a
-    /// bootstrap cut short, so that the next start need not wait for it to
-    /// expire. Another process's lease stays.
+    /// Asks for the key-rotation lease until `now` plus [`LEASE_DURATION`].
+    async fn try_acquire_lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.may_hold_lease.store(true, Ordering::SeqCst);
+        let until = now + LEASE_DURATION;
+        let acquired = self
+            .store
+            .try_acquire_lease(ROTATION_LEASE, &self.holder, now, until)
+            .await?;
+        if !acquired {
+            self.may_hold_lease.store(false, Ordering::SeqCst);
+        }
+        Ok(acquired)
+    }
+
+    /// Releases the key-rotation lease if this process may have it, as
+    /// after a bootstrap cut short, so that the next start need not wait
+    /// for it to expire. Another process's lease stays.
     pub async fn release_held_lease(&self) {
-        self.release_lease().await;
+        if self.may_hold_lease.load(Ordering::SeqCst) {
+            self.release_lease().await;
+        }
     }
 
     async fn release_lease(&self) {
+        self.may_hold_lease.store(false, Ordering::SeqCst);
         if let Err(error) = self.store.release_lease(ROTATION_LEASE, &self.holder).await {
             tracing::warn!(%error, lease = ROTATION_LEASE, "failed to release the lease; it expires on its own");
         }
