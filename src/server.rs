@@ -181,7 +181,15 @@ impl Server {
         };
         let (served, ()) = tokio::join!(main, metrics);
         sweeper.abort();
-        state.store.close().await;
+        // Closing waits for every connection, and one may still run a
+        // statement that another process's lock holds up. SQLite and
+        // PostgreSQL roll back what a connection cut off had not committed.
+        if tokio::time::timeout(STORE_CLOSE_WAIT, state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not close in time; its open statements are abandoned");
+        }
         served
     }
 }
@@ -228,6 +236,9 @@ async fn stopped_by(mut stopped: watch::Receiver<bool>) {
     // An error means the sender was dropped, which also ends serving.
     let _ = stopped.wait_for(|stop| *stop).await;
 }
+
+/// How long a stopping server waits for the store to close.
+const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Returns a future that completes on SIGINT or SIGTERM. On Unix this call
 /// installs the handlers, rather than the future's first poll, so a signal
