@@ -184,11 +184,14 @@ impl Server {
         // Closing waits for every connection, and one may still run a
         // statement that another process's lock holds up. SQLite and
         // PostgreSQL roll back what a connection cut off had not committed.
-        if tokio::time::timeout(STORE_CLOSE_WAIT, state.store.close())
+        if tokio::time::timeout(STOP_WAIT, state.store.close())
             .await
             .is_err()
         {
-            tracing::warn!("the store did not close in time; its open statements are abandoned");
+            tracing::warn!(
+                wait = ?STOP_WAIT,
+                "closing the store timed out, so its running statements were abandoned"
+            );
         }
         served
     }
@@ -237,8 +240,9 @@ async fn stopped_by(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// How long a stopping server waits for the store to close.
-const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Time a stopping process waits for each piece of work that another
+/// process's lock or a long computation may hold up.
+pub const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Returns a future that completes on SIGINT or SIGTERM. On Unix this call
 /// installs the handlers, rather than the future's first poll, so a signal

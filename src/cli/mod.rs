@@ -125,7 +125,7 @@ pub fn main() -> ExitCode {
     // Dropping the runtime would wait for every blocking task, such as a
     // key generation that a stop during start-up abandoned: 8192-bit RSA
     // can take a minute. Work still running now has no one waiting for it.
-    runtime.shutdown_timeout(ABANDONED_WORK_WAIT);
+    runtime.shutdown_timeout(crate::server::STOP_WAIT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -134,9 +134,6 @@ pub fn main() -> ExitCode {
         }
     }
 }
-
-/// How long the process waits at exit for blocking tasks that no task awaits.
-const ABANDONED_WORK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Joins an error and its causes on one line, skipping a cause whose text
 /// its parent already contains (sqlx repeats its source in its message).

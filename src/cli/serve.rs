@@ -12,13 +12,9 @@ use crate::crypto::{DataKeys, MasterKey, MasterKeySource};
 use crate::http::rate_limit::RateLimits;
 use crate::keys::{KeyManager, KeySettings};
 use crate::maintenance;
-use crate::server::{self, AppState, Server, SharedState};
+use crate::server::{self, AppState, Server, SharedState, STOP_WAIT};
 use crate::store::group_commit::AccessTokenWriter;
 use crate::store::{self, Backend};
-
-/// How long a stop waits for store work that another process's lock may
-/// hold up.
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -92,7 +88,10 @@ pub async fn run(
             // database locked by another process must not hold up the stop.
             let released = key_manager.release_held_lease();
             if tokio::time::timeout(STOP_WAIT, released).await.is_err() {
-                tracing::warn!("the key-rotation lease was not released in time; it expires on its own");
+                tracing::warn!(
+                    wait = ?STOP_WAIT,
+                    "releasing the key-rotation lease timed out, so it expires on its own"
+                );
             }
             tracing::info!("stopped during start-up");
             return Ok(());
@@ -161,8 +160,8 @@ pub async fn run(
         scheduler.abort();
         sweeper.abort();
         stop_tasks.send(true).ok();
-        // A pass that waits for another process's lock is abandoned; the
-        // next start prunes what it left.
+        // A pass that waits for another process's lock is abandoned, and
+        // the next start prunes what it left.
         let mut pruner = pruner;
         if tokio::time::timeout(STOP_WAIT, &mut pruner).await.is_err() {
             pruner.abort();

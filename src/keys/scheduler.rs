@@ -126,8 +126,8 @@ pub struct KeyManager {
     ring: Arc<KeyRing>,
     /// This process's lease holder name.
     holder: String,
-    /// Set from before this process asks for the lease until it releases
-    /// it, so that a request cut short still counts as holding it.
+    /// Flag set from just before this process requests the lease until it
+    /// releases it, so that a request cut short still counts as holding it.
     may_hold_lease: AtomicBool,
     /// The current keys at the previous look, for the rotation metrics.
     observed: ObservedKeys,
@@ -364,7 +364,8 @@ impl KeyManager {
         }
     }
 
-    /// Asks for the key-rotation lease until `now` plus [`LEASE_DURATION`].
+    /// Requests the key-rotation lease until `now` plus [`LEASE_DURATION`]
+    /// and returns whether this process got it.
     async fn try_acquire_lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.may_hold_lease.store(true, Ordering::SeqCst);
         let until = now + LEASE_DURATION;
